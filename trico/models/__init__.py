@@ -1,0 +1,1 @@
+"""trico.models."""

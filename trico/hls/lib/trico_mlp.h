@@ -1,0 +1,21 @@
+// trico HLS library: the SiLU gate of the MLP, y = silu(g) * u (the multiply fused in).
+#ifndef TRICO_MLP_H
+#define TRICO_MLP_H
+
+#include "trico_common.h"
+
+namespace trico {
+
+template <class Tg, class Tu, class Ty, int N>
+void silu_gate(const Tg g[N], const Tu u[N], Ty y[N]) {
+gate_loop:
+    for (int i = 0; i < N; i++) {
+#pragma HLS PIPELINE II = 1
+        const float gv = to_f(g[i]);
+        y[i] = Ty(gv * f_sigmoid(gv) * to_f(u[i]));
+    }
+}
+
+}  // namespace trico
+
+#endif

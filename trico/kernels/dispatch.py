@@ -1,0 +1,48 @@
+"""Which kernel runs a QLinear on CUDA: the packed skinny GEMM for decode, dequantize + cuBLAS for prefill."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from trico.kernels import qlinear as qk
+
+DECODE_MAX_ROWS = 64
+"""Up to this many rows of x the fused kernel streams the packed weight; above, dequantize + cuBLAS."""
+
+
+def packed_view(module: torch.nn.Module) -> qk.PackedWeight:
+    """The kernel's view of a QLinear's buffers, cached on the module until the buffers change."""
+    key = (module.qweight.data_ptr(), module.scales.data_ptr(), module.qweight.device)
+    cached = getattr(module, "_kernel_view", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    pw = qk.pack_for_kernel(
+        module.qweight, module.scales, module.mins, module.fmt, module.group_size, module.in_features
+    )
+    module._kernel_view = (key, pw)
+    return pw
+
+
+def supported(module: torch.nn.Module) -> bool:
+    """Whether a kernel exists for this QLinear's format and shape."""
+    if qk.triton is None or module.fmt not in qk.SPECS:
+        return False
+    per_unit = qk.SPECS[module.fmt].codes_per_unit
+    return module.fmt == "tern1.6" or module.in_features % per_unit == 0
+
+
+def qlinear_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """y = x @ W^T for a QLinear on CUDA; formats without a kernel (w8a8) use the module's reference."""
+    if not supported(module):
+        return module.reference_forward(x)
+    pw = packed_view(module)
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    if x2.shape[0] <= DECODE_MAX_ROWS:
+        y = qk.qmm(x2, pw)
+    else:
+        y = F.linear(x2, qk.dequantize(pw, x2.dtype))
+    return y.view(*lead, module.out_features)

@@ -1,0 +1,475 @@
+"""Linear layers y = x @ W^T over every packed weight format (the shared weight-format contract).
+
+Two paths, chosen by `trico.kernels.dispatch`:
+- decode (M = rows of x <= 64): `qmm`, a skinny GEMM that streams the packed weight once, unpacks
+  and dequantizes in registers and multiplies (broadcast-FMA for M == 1, tensor-core dot above);
+  optional split-K with fp32 atomics when the grid over N alone is too small to fill the GPU;
+- prefill (larger M): `dequantize` writes W in the activation dtype once and cuBLAS does the GEMM.
+`qlinear_reference` is the plain-torch definition both are tested against.
+
+Packed "units": every format is read as a 2-D array of units, each holding P consecutive codes of
+a row (an int32 word of 8 nibbles or 16 crumbs, 3 bytes of 8 3-bit codes, a byte of 5 trits, ...).
+Code i of unit j is k = P*j + i; the kernel loops over i statically and gathers the matching x
+columns, so no register shuffles are needed to put codes back in K order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # no Triton: only the reference is usable
+    triton = None
+    tl = None
+
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+"""Triton 3.9's CPU interpreter returns garbage for bf16 `tl.dot`; there the dots run in fp32."""
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """How the kernel reads one QLinear format."""
+
+    fid: int
+    """Kernel-side id: 0 float, 1 int8, 2 uint8, 3 4-bit words, 4 2-bit words, 5 3-bit triples, 6 base 3."""
+    codes_per_unit: int
+    unit_bytes: int
+    """Bytes of one unit in memory (3 for 3-bit); 4 for int32 words."""
+    bits: int
+    """Bits of one code (2 for ternary); 16 for float weights."""
+
+
+SPECS: dict[str, FormatSpec] = {
+    "bf16": FormatSpec(0, 1, 2, 16),
+    "fp16": FormatSpec(0, 1, 2, 16),
+    "int8": FormatSpec(1, 1, 1, 8),
+    "uint8": FormatSpec(2, 1, 1, 8),
+    "uint4": FormatSpec(3, 8, 4, 4),
+    "uint2": FormatSpec(4, 16, 4, 2),
+    "tern2": FormatSpec(4, 16, 4, 2),
+    "uint3": FormatSpec(5, 8, 3, 3),
+    "tern1.6": FormatSpec(6, 5, 1, 2),
+}
+"""Formats the kernels handle; `w8a8` (int8 activations) stays on the reference path."""
+
+
+def code_offset(fmt: str, symmetric: bool) -> int:
+    """What is subtracted from an unsigned code before scaling (2^(B-1) symmetric, 1 ternary)."""
+    if fmt.startswith("tern"):
+        return 1
+    if fmt.startswith("uint") and symmetric:
+        return 1 << (SPECS[fmt].bits - 1)
+    return 0
+
+
+def unpack_codes(qweight: torch.Tensor, fmt: str, k: int) -> torch.Tensor:
+    """Codes [N, K] as int32 (signed for int8), via trico.quant.packing for packed formats."""
+    if fmt == "int8":
+        return qweight.to(torch.int32)
+    from trico.quant.packing import layout
+
+    return layout(fmt).unpack(qweight, k).to(torch.int32)
+
+
+def dequantize_reference(
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    mins: torch.Tensor | None,
+    fmt: str,
+    group_size: int,
+    k: int,
+) -> torch.Tensor:
+    """W [N, K] in fp32 straight from the format's formula."""
+    if fmt in ("bf16", "fp16"):
+        return qweight.float()
+    c = unpack_codes(qweight, fmt, k).float() - code_offset(fmt, mins is None)
+    n = qweight.shape[0]
+
+    def expand(t: torch.Tensor) -> torch.Tensor:
+        t = t.float()
+        return t if t.shape[1] == 1 else t.repeat_interleave(group_size, dim=1)
+
+    w = c * expand(scales)
+    if mins is not None:
+        w = w + expand(mins)
+    return w.expand(n, k)
+
+
+def qlinear_reference(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor | None,
+    mins: torch.Tensor | None,
+    fmt: str,
+    group_size: int,
+    k: int,
+) -> torch.Tensor:
+    """y = x @ W^T in fp32 math, returned in x's dtype."""
+    w = dequantize_reference(qweight, scales, mins, fmt, group_size, k)
+    return (x.float() @ w.t()).to(x.dtype)
+
+
+if triton is not None:
+
+    @triton.jit
+    def _load_units(w_ptr, rows, offs_j, mask, stride_wn, FID: tl.constexpr):
+        """Units [BN, BJ] of the packed weight as int32 (float weights as they are)."""
+        base = w_ptr + rows[:, None] * stride_wn
+        if FID == 5:
+            p = base + offs_j[None, :] * 3
+            b0 = tl.load(p, mask=mask, other=0).to(tl.int32)
+            b1 = tl.load(p + 1, mask=mask, other=0).to(tl.int32)
+            b2 = tl.load(p + 2, mask=mask, other=0).to(tl.int32)
+            u = b0 | (b1 << 8) | (b2 << 16)
+        elif FID == 0:
+            u = tl.load(base + offs_j[None, :], mask=mask, other=0.0)
+        else:
+            u = tl.load(base + offs_j[None, :], mask=mask, other=0).to(tl.int32)
+        return u
+
+    @triton.jit
+    def _code(u, I: tl.constexpr, FID: tl.constexpr):
+        """Code I of every unit, as int32."""
+        if FID == 3:
+            c = (u >> (4 * I)) & 15
+        elif FID == 4:
+            c = (u >> (2 * I)) & 3
+        elif FID == 5:
+            c = (u >> (3 * I)) & 7
+        elif FID == 6:
+            if I == 0:
+                c = u % 3
+            elif I == 1:
+                c = (u // 3) % 3
+            elif I == 2:
+                c = (u // 9) % 3
+            elif I == 3:
+                c = (u // 27) % 3
+            else:
+                c = u // 81
+        else:
+            c = u
+        return c
+
+    @triton.jit
+    def _qmm_kernel(
+        x_ptr,
+        w_ptr,
+        s_ptr,
+        m_ptr,
+        y_ptr,
+        M,
+        N,
+        K,
+        KU,
+        G,
+        stride_xm,
+        stride_wn,
+        stride_sn,
+        stride_ym,
+        FID: tl.constexpr,
+        P: tl.constexpr,
+        OFFSET: tl.constexpr,
+        HAS_MIN: tl.constexpr,
+        SCALE_MODE: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_J: tl.constexpr,
+        SPLIT_K: tl.constexpr,
+        USE_DOT: tl.constexpr,
+        DOT_F32: tl.constexpr,
+    ):
+        # SCALE_MODE: 0 no scales (float W), 1 one scale per row (applied to the accumulator),
+        # 2 one scale per unit (group a multiple of P), 3 one scale per code (tern1.6 groups).
+        pid_n = tl.program_id(0)
+        pid_k = tl.program_id(1)
+        pid_m = tl.program_id(2)
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask_m = offs_m < M
+        mask_n = offs_n < N
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+        xsum = tl.zeros([BLOCK_M], dtype=tl.float32)
+        per_split = tl.cdiv(tl.cdiv(KU, SPLIT_K), BLOCK_J) * BLOCK_J
+        j_lo = pid_k * per_split
+        j_hi = tl.minimum(j_lo + per_split, KU)
+        for j0 in range(j_lo, j_hi, BLOCK_J):
+            offs_j = j0 + tl.arange(0, BLOCK_J)
+            mask_j = offs_j < j_hi
+            wmask = mask_n[:, None] & mask_j[None, :]
+            u = _load_units(w_ptr, offs_n, offs_j, wmask, stride_wn, FID)
+            if SCALE_MODE == 2:
+                sidx = offs_n[:, None] * stride_sn + (offs_j * P // G)[None, :]
+                su = tl.load(s_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
+                if HAS_MIN:
+                    mu = tl.load(m_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
+            for i in tl.static_range(P):
+                k = offs_j * P + i
+                kmask = mask_j & (k < K)
+                xv = tl.load(
+                    x_ptr + offs_m[:, None] * stride_xm + k[None, :],
+                    mask=mask_m[:, None] & kmask[None, :],
+                    other=0.0,
+                )
+                if FID == 0:
+                    w = u.to(tl.float32)
+                else:
+                    w = (_code(u, i, FID) - OFFSET).to(tl.float32)
+                    if SCALE_MODE == 2:
+                        w = w * su
+                        if HAS_MIN:
+                            w = w + mu
+                    elif SCALE_MODE == 3:
+                        sidx3 = offs_n[:, None] * stride_sn + (k // G)[None, :]
+                        m3 = mask_n[:, None] & kmask[None, :]
+                        w = w * tl.load(s_ptr + sidx3, mask=m3, other=0.0).to(tl.float32)
+                        if HAS_MIN:
+                            w = w + tl.load(m_ptr + sidx3, mask=m3, other=0.0).to(tl.float32)
+                if USE_DOT and DOT_F32:
+                    acc += tl.dot(xv.to(tl.float32), tl.trans(w))
+                elif USE_DOT:
+                    acc += tl.dot(xv, tl.trans(w.to(xv.dtype)))
+                else:
+                    acc += tl.sum(xv.to(tl.float32)[:, None, :] * w[None, :, :], axis=2)
+                if SCALE_MODE == 1 and HAS_MIN:
+                    xsum += tl.sum(xv.to(tl.float32), axis=1)
+        if SCALE_MODE == 1:
+            s = tl.load(s_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
+            acc = acc * s[None, :]
+            if HAS_MIN:
+                mn = tl.load(m_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
+                acc += xsum[:, None] * mn[None, :]
+        y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
+        ymask = mask_m[:, None] & mask_n[None, :]
+        if SPLIT_K == 1:
+            tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=ymask)
+        else:
+            tl.atomic_add(y_ptrs, acc, mask=ymask)
+
+    @triton.jit
+    def _dequant_kernel(
+        w_ptr,
+        s_ptr,
+        m_ptr,
+        out_ptr,
+        N,
+        K,
+        KU,
+        G,
+        stride_wn,
+        stride_sn,
+        FID: tl.constexpr,
+        P: tl.constexpr,
+        OFFSET: tl.constexpr,
+        HAS_MIN: tl.constexpr,
+        SCALE_MODE: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_J: tl.constexpr,
+    ):
+        offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_j = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)
+        mask_n = offs_n < N
+        wmask = mask_n[:, None] & (offs_j < KU)[None, :]
+        u = _load_units(w_ptr, offs_n, offs_j, wmask, stride_wn, FID)
+        for i in tl.static_range(P):
+            k = offs_j * P + i
+            m = mask_n[:, None] & (k < K)[None, :]
+            w = (_code(u, i, FID) - OFFSET).to(tl.float32)
+            if SCALE_MODE == 1:
+                sidx = offs_n[:, None] * stride_sn + (k * 0)[None, :]
+            else:
+                sidx = offs_n[:, None] * stride_sn + (k // G)[None, :]
+            w = w * tl.load(s_ptr + sidx, mask=m, other=0.0).to(tl.float32)
+            if HAS_MIN:
+                w = w + tl.load(m_ptr + sidx, mask=m, other=0.0).to(tl.float32)
+            tl.store(out_ptr + offs_n[:, None] * K + k[None, :], w.to(out_ptr.dtype.element_ty), mask=m)
+
+
+@dataclass(frozen=True)
+class PackedWeight:
+    """A packed weight as the kernels read it: units viewed with their in-memory element type."""
+
+    fmt: str
+    units: torch.Tensor
+    """[N, KU] (int32 words for 2/4-bit, uint8 bytes otherwise, float for bf16/fp16)."""
+    scales: torch.Tensor | None
+    mins: torch.Tensor | None
+    group_size: int
+    """Codes per scale along K; K means one scale per row (also for per-tensor scales)."""
+    n: int
+    k: int
+    offset: int
+
+    @property
+    def ku(self) -> int:
+        """Units per row."""
+        if SPECS[self.fmt].fid == 5:
+            return self.units.shape[1] // 3
+        return self.units.shape[1]
+
+    @property
+    def scale_mode(self) -> int:
+        """0 none, 1 per row, 2 per unit, 3 per code (see _qmm_kernel)."""
+        if SPECS[self.fmt].fid == 0:
+            return 0
+        if self.group_size >= self.k:
+            return 1
+        return 2 if self.group_size % SPECS[self.fmt].codes_per_unit == 0 else 3
+
+    @property
+    def stride_sn(self) -> int:
+        """Row stride of scales/mins (0 when one scale row serves every output row)."""
+        if self.scales is None or self.scales.shape[0] == 1:
+            return 0
+        return self.scales.stride(0)
+
+
+def pack_for_kernel(
+    qweight: torch.Tensor,
+    scales: torch.Tensor | None,
+    mins: torch.Tensor | None,
+    fmt: str,
+    group_size: int,
+    k: int,
+) -> PackedWeight:
+    """View a contract-packed weight the way the kernels read it (no copy for contiguous inputs)."""
+    assert fmt in SPECS, f"no kernel for format {fmt}"
+    spec = SPECS[fmt]
+    assert qweight.is_contiguous(), "qweight must be contiguous"
+    n = qweight.shape[0]
+    if spec.fid in (3, 4):
+        assert k % spec.codes_per_unit == 0, f"{fmt} kernel needs K % {spec.codes_per_unit} == 0, got {k}"
+        units = qweight.view(torch.uint8).view(torch.int32)
+    else:
+        units = qweight
+    if spec.fid == 5:
+        assert k % 8 == 0, f"uint3 needs K % 8 == 0, got {k}"
+    if spec.fid != 0:
+        assert scales is not None and scales.dim() == 2 and scales.stride(1) == 1, (
+            "scales must be 2-D, dense in K"
+        )
+        assert mins is None or mins.stride() == scales.stride(), "mins must be laid out like scales"
+    g = k if group_size in (0, k) or scales is None or scales.shape[1] == 1 else group_size
+    return PackedWeight(fmt, units, scales, mins, g, n, k, code_offset(fmt, mins is None))
+
+
+@dataclass(frozen=True)
+class GemvConfig:
+    """Launch shape of the decode kernel."""
+
+    block_n: int
+    block_kb: int
+    """Packed bytes per row per loop iteration (bytes of units, 4 per 3-bit triple)."""
+    split_k: int
+    num_warps: int = 4
+    num_stages: int = 3
+
+
+def default_config(pw: PackedWeight, m: int, n_sm: int = 132) -> GemvConfig:
+    """A launch shape that fills the GPU: enough programs over N, split K when N alone is too few."""
+    block_n = 16 if m > 1 else 8
+    if SPECS[pw.fmt].fid == 0:
+        block_kb = 256
+    elif SPECS[pw.fmt].fid in (1, 2):
+        block_kb = 128
+    else:
+        block_kb = 64 if m > 1 else 128
+    tiles = triton.cdiv(pw.n, block_n) if triton is not None else 1
+    split_k = 1
+    while tiles * split_k < 2 * n_sm and split_k < 8 and pw.ku // (split_k * 2) >= 64:
+        split_k *= 2
+    return GemvConfig(block_n, block_kb, split_k)
+
+
+def _block_j(pw: PackedWeight, block_kb: int) -> int:
+    unit = 4 if SPECS[pw.fmt].fid == 5 else SPECS[pw.fmt].unit_bytes
+    return max(16, block_kb // unit)
+
+
+def qmm(x: torch.Tensor, pw: PackedWeight, config: GemvConfig | None = None) -> torch.Tensor:
+    """Decode-path y [M, N] = x [M, K] @ W^T with the packed weight streamed once (M <= 64)."""
+    assert triton is not None, "Triton is not installed"
+    assert x.dim() == 2 and x.shape[1] == pw.k, f"x must be [M, {pw.k}], got {tuple(x.shape)}"
+    assert x.stride(1) == 1, "x must be contiguous along K"
+    assert x.dtype in (torch.bfloat16, torch.float16, torch.float32), f"unsupported x dtype {x.dtype}"
+    m = x.shape[0]
+    assert 1 <= m <= 64, f"the decode kernel takes 1..64 rows, got {m}"
+    spec = SPECS[pw.fmt]
+    config = config or default_config(pw, m)
+    use_dot = m > 1
+    block_m = 1 if m == 1 else max(16, triton.next_power_of_2(m))
+    if x.dtype == torch.float32 and use_dot:
+        x = x.to(torch.bfloat16)  # the dot runs on bf16 operands; accumulation stays fp32
+    y_dtype = torch.float32 if config.split_k > 1 else x.dtype
+    y = (torch.zeros if config.split_k > 1 else torch.empty)(m, pw.n, dtype=y_dtype, device=x.device)
+    scales = pw.scales if pw.scales is not None else pw.units
+    mins = pw.mins if pw.mins is not None else scales
+    grid = (triton.cdiv(pw.n, config.block_n), config.split_k, triton.cdiv(m, block_m))
+    _qmm_kernel[grid](
+        x,
+        pw.units,
+        scales,
+        mins,
+        y,
+        m,
+        pw.n,
+        pw.k,
+        pw.ku,
+        pw.group_size,
+        x.stride(0),
+        pw.units.stride(0),
+        pw.stride_sn,
+        y.stride(0),
+        FID=spec.fid,
+        P=spec.codes_per_unit,
+        OFFSET=pw.offset,
+        HAS_MIN=pw.mins is not None,
+        SCALE_MODE=pw.scale_mode,
+        BLOCK_M=block_m,
+        BLOCK_N=config.block_n,
+        BLOCK_J=_block_j(pw, config.block_kb),
+        SPLIT_K=config.split_k,
+        USE_DOT=use_dot,
+        DOT_F32=INTERPRET,
+        num_warps=config.num_warps,
+        num_stages=config.num_stages,
+    )
+    return y if config.split_k == 1 else y.to(x.dtype)
+
+
+def dequantize(pw: PackedWeight, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """W [N, K] in `dtype`, unpacked on the device (the prefill path feeds it to cuBLAS)."""
+    assert triton is not None, "Triton is not installed"
+    spec = SPECS[pw.fmt]
+    if spec.fid == 0:
+        return pw.units.to(dtype)
+    out = torch.empty(pw.n, pw.k, dtype=dtype, device=pw.units.device)
+    block_n, block_j = 16, 64 if spec.codes_per_unit >= 8 else 256
+    grid = (triton.cdiv(pw.n, block_n), triton.cdiv(pw.ku, block_j))
+    mins = pw.mins if pw.mins is not None else pw.scales
+    _dequant_kernel[grid](
+        pw.units,
+        pw.scales,
+        mins,
+        out,
+        pw.n,
+        pw.k,
+        pw.ku,
+        pw.group_size,
+        pw.units.stride(0),
+        pw.stride_sn,
+        FID=spec.fid,
+        P=spec.codes_per_unit,
+        OFFSET=pw.offset,
+        HAS_MIN=pw.mins is not None,
+        SCALE_MODE=pw.scale_mode,
+        BLOCK_N=block_n,
+        BLOCK_J=block_j,
+    )
+    return out

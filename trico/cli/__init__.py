@@ -16,7 +16,11 @@ from trico import __version__
 from trico.errors import TricoError
 
 # Command-group modules, in the order they appear in `trico --help`.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "trico.cli.generate",
+    "trico.cli.evaluate",
+    "trico.cli.demo",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

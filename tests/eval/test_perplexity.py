@@ -1,0 +1,66 @@
+import math
+
+import pytest
+import torch
+
+from tests.helpers import hf_smollm2, needs_smollm2, smollm2, tiny_model
+from trico.errors import TricoError
+from trico.eval.data import data_file, load_eval_tokens
+from trico.eval.perplexity import evaluate, window_starts
+
+
+def test_window_layout():
+    assert window_starts(2048, 512, 512, None) == [0, 512, 1024, 1536]
+    assert window_starts(2048, 512, 256, 3) == [0, 256, 512]
+    with pytest.raises(TricoError, match="room for 4 windows"):
+        window_starts(2048, 512, 512, 5)
+    with pytest.raises(TricoError, match="fewer than one"):
+        window_starts(100, 512, 512, None)
+
+
+@torch.no_grad()
+def test_perplexity_matches_a_hand_computation():
+    model = tiny_model(seed=4)
+    tokens = torch.randint(0, 256, (64,))
+    r = evaluate(model, tokens, ctx=32, windows=2, progress=False)
+    nll = 0.0
+    for w in (tokens[:32], tokens[32:]):
+        logp = torch.log_softmax(model(w.view(1, -1))[0, :-1], -1)
+        nll -= logp.gather(-1, w[1:].view(-1, 1)).sum().item()
+    assert r.n_tokens == 62 and math.isclose(r.ppl, math.exp(nll / 62), rel_tol=1e-6)
+
+
+@torch.no_grad()
+def test_overlapping_windows_score_each_token_once():
+    r = evaluate(tiny_model(), torch.randint(0, 256, (96,)), ctx=32, stride=16, windows=None, progress=False)
+    assert r.n_tokens == 31 + 16 * 4
+
+
+@torch.no_grad()
+def test_kl_against_itself_is_zero_and_against_another_model_is_not():
+    tokens = torch.randint(0, 256, (64,))
+    same = evaluate(
+        tiny_model(seed=1), tokens, ctx=32, windows=2, reference=tiny_model(seed=1), progress=False
+    )
+    assert same.kl_mean < 1e-6 and same.top1 == 1.0 and abs(same.dppl) < 1e-9
+    other = evaluate(
+        tiny_model(seed=1), tokens, ctx=32, windows=2, reference=tiny_model(seed=2), progress=False
+    )
+    assert other.kl_mean > 1e-3 and other.top1 < 1.0
+
+
+def test_calibration_and_test_files_are_found():
+    assert data_file("wikitext2-test.txt").stat().st_size > 1_000_000
+    assert data_file("wikitext2-valid.txt").stat().st_size > 1_000_000
+
+
+@needs_smollm2
+@torch.no_grad()
+def test_smollm2_perplexity_matches_transformers_on_the_same_tokens():
+    """Same protocol as the acceptance (512-token windows, no BOS), on 4 windows to keep CI fast."""
+    loaded = smollm2()
+    tokens = load_eval_tokens(loaded.tokenizer)
+    ours = evaluate(loaded.model, tokens, ctx=512, windows=4, progress=False)
+    hf = hf_smollm2()
+    theirs = evaluate(lambda x: hf(x).logits, tokens, ctx=512, windows=4, progress=False)  # type: ignore[arg-type]
+    assert abs(ours.ppl / theirs.ppl - 1) < 0.002

@@ -1,0 +1,79 @@
+"""The model against Hugging Face's LlamaForCausalLM on random weights (GQA, tied, Llama-3.1 RoPE)."""
+
+import pytest
+import torch
+
+from tests.helpers import tiny_model
+from trico.config import RopeScaling
+from trico.engine.kv_cache import StaticKVCache
+
+transformers = pytest.importorskip("transformers")
+
+
+def _hf_twin(model):
+    c = model.config
+    hf_cfg = transformers.LlamaConfig(
+        vocab_size=c.vocab_size,
+        hidden_size=c.dim,
+        intermediate_size=c.hidden_dim,
+        num_hidden_layers=c.n_layers,
+        num_attention_heads=c.n_heads,
+        num_key_value_heads=c.n_kv_heads,
+        rms_norm_eps=c.norm_eps,
+        rope_theta=c.rope_theta,
+        max_position_embeddings=c.max_seq_len,
+        tie_word_embeddings=c.tie_embeddings,
+        rope_scaling=None
+        if c.rope_scaling is None
+        else {
+            "rope_type": "llama3",
+            "factor": c.rope_scaling.factor,
+            "low_freq_factor": c.rope_scaling.low_freq_factor,
+            "high_freq_factor": c.rope_scaling.high_freq_factor,
+            "original_max_position_embeddings": c.rope_scaling.original_max_position,
+        },
+    )
+    hf = transformers.LlamaForCausalLM(hf_cfg).eval()
+    hf.load_state_dict(model.state_dict(), strict=False)
+    return hf
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(),
+        dict(tie_embeddings=True, n_kv_heads=1),
+        dict(rope_scaling=RopeScaling(factor=8.0, original_max_position=32), rope_theta=500000.0),
+    ],
+    ids=["gqa", "tied-mqa", "llama3-rope"],
+)
+@torch.no_grad()
+def test_logits_match_transformers(overrides):
+    model = tiny_model(**overrides)
+    hf = _hf_twin(model)
+    x = torch.randint(0, 256, (2, 100))
+    assert (model(x) - hf(x).logits).abs().max().item() < 1e-4
+
+
+@torch.no_grad()
+def test_prefill_then_decode_equals_full_forward():
+    model = tiny_model()
+    x = torch.randint(0, 256, (2, 24))
+    full = model(x)
+    cache = StaticKVCache(model.config, batch_size=2, max_len=64)
+    last = model.prefill(x[:, :16], torch.arange(16), cache)
+    assert torch.allclose(last, full[:, 15], atol=1e-5)
+    for pos in range(16, 24):
+        step = model.decode(x[:, pos : pos + 1], torch.tensor([pos]), cache)
+        assert torch.allclose(step, full[:, pos], atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@torch.no_grad()
+def test_half_precision_runs_close_to_fp32(dtype):
+    model = tiny_model()
+    x = torch.randint(0, 256, (1, 32))
+    ref = model(x)
+    low = model.to(dtype)(x).float()
+    assert low.dtype == torch.float32 and (low - ref).abs().max() < 0.05 * ref.abs().max()
+    assert model.rotary.cos.dtype == torch.float32  # RoPE tables stay fp32 after the cast

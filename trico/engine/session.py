@@ -1,0 +1,18 @@
+"""Wiring a loaded model, a static KV cache and a sampler into a Generator."""
+
+from __future__ import annotations
+
+from trico.engine.generator import Generator
+from trico.engine.kv_cache import StaticKVCache
+from trico.engine.sampler import Sampler, SamplingParams
+from trico.io.loader import LoadedModel
+
+
+def make_generator(loaded: LoadedModel, max_len: int, params: SamplingParams | None = None) -> Generator:
+    """A batch-1 Generator over a cache of max_len positions (capped at the model's context)."""
+    model = loaded.model
+    weight = next(model.parameters())
+    max_len = min(max_len, loaded.config.max_seq_len)
+    cache_factory = loaded.extra.get("cache_factory", StaticKVCache)
+    cache = cache_factory(loaded.config, 1, max_len, dtype=weight.dtype, device=weight.device)
+    return Generator(model, cache, Sampler(params, device=weight.device))

@@ -67,8 +67,9 @@ BENCH_FORMATS: dict[str, str] = {
     "int8": "int8",
     "int4-g128": "int4-rtn-g128",
     "int3-g128": "int3-rtn-g128",
-    "tern2": "ternary-g128",
-    "tern1.6": "ternary-g128-b3",
+    # benchmarks/decode.py builds ternary layers with one scale per tensor.
+    "tern2": "ternary-pt",
+    "tern1.6": "ternary-pt-b3",
     "w8a8": "w8a8",
 }
 

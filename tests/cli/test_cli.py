@@ -82,3 +82,18 @@ def test_help_teaches():
         [sys.executable, "-m", "trico", "generate", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "examples:" in out.stdout and "--top-p" in out.stdout
+
+
+@needs_smollm2
+def test_chat_keeps_the_conversation_over_stdin():
+    script = "What is the capital of France?\nAnd what country is that city in?\n/exit\n"
+    out = subprocess.run(
+        [sys.executable, "-m", "trico", "chat", "--device", "cpu", "--max-new-tokens", "24"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    replies = [line for line in out.stdout.split("bot> ") if line.strip()]
+    assert len(replies) == 2 and "Paris" in replies[0]

@@ -1,9 +1,13 @@
 """Flash-decoding attention against the plain-torch reference (Triton interpreter on CPU)."""
 
+import os
+
 import pytest
 import torch
 
 from trico.kernels.decode_attention import decode_attention, decode_attention_reference, num_splits
+
+DEV = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -26,7 +30,8 @@ def test_decode_attention_matches_reference(b, h, hkv, max_len, pos, quant):
         v = torch.randn(b, hkv, max_len, d, generator=g).to(torch.bfloat16)
         ks = vs = None
     # Positions past pos hold garbage that must be ignored.
-    got = decode_attention(q, k, v, torch.tensor([pos]), ks, vs, block_l=16)
+    dev = [None if t is None else t.to(DEV) for t in (q, k, v, torch.tensor([pos]), ks, vs)]
+    got = decode_attention(*dev, block_l=16).cpu()
     ref = decode_attention_reference(q, k, v, pos, ks, vs)
     assert got.shape == q.shape and got.dtype == q.dtype
     assert _rel(got, ref) <= 1e-2

@@ -1,11 +1,15 @@
 """RMSNorm(+residual), RoPE and SiLU-gate kernels against their references (Triton interpreter)."""
 
+import os
+
 import pytest
 import torch
 
 from trico.kernels.activation import silu_mul, silu_mul_reference
 from trico.kernels.rmsnorm import rmsnorm, rmsnorm_reference
 from trico.kernels.rope import rope, rope_reference
+
+DEV = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -19,7 +23,8 @@ def test_rmsnorm(with_residual, dtype):
     x = torch.randn(3, 5, 96, generator=g).to(dtype)
     r = torch.randn(3, 5, 96, generator=g).to(dtype) if with_residual else None
     w = (1 + 0.1 * torch.randn(96, generator=g)).to(dtype)
-    y, h = rmsnorm(x, w, 1e-5, r)
+    y, h = rmsnorm(x.to(DEV), w.to(DEV), 1e-5, None if r is None else r.to(DEV))
+    y, h = y.cpu(), h.cpu()
     y_ref, h_ref = rmsnorm_reference(x, w, 1e-5, r)
     # The CPU interpreter's fp32 -> bf16 cast truncates, so bf16 is compared with a tolerance.
     if dtype == torch.float32:
@@ -30,15 +35,16 @@ def test_rmsnorm(with_residual, dtype):
 
 def test_rope():
     g = torch.Generator().manual_seed(2)
-    x = torch.randn(2, 3, 4, 32, generator=g).to(torch.bfloat16)
+    x = torch.randn(2, 4, 3, 32, generator=g).to(torch.bfloat16)  # [B, T, H, D]
     ang = torch.rand(4, 16, generator=g) * 6
     cos = torch.cat([ang.cos(), ang.cos()], -1)
     sin = torch.cat([ang.sin(), ang.sin()], -1)
-    assert _rel(rope(x, cos, sin), rope_reference(x, cos, sin)) <= 1e-2
+    ref = rope_reference(x.transpose(1, 2), cos, sin).transpose(1, 2)
+    assert _rel(rope(x.to(DEV), cos.to(DEV), sin.to(DEV)).cpu(), ref) <= 1e-2
 
 
 def test_silu_mul():
     g = torch.Generator().manual_seed(3)
     a = torch.randn(3, 1500, generator=g).to(torch.bfloat16)
     b = torch.randn(3, 1500, generator=g).to(torch.bfloat16)
-    assert _rel(silu_mul(a, b), silu_mul_reference(a, b)) <= 1e-2
+    assert _rel(silu_mul(a.to(DEV), b.to(DEV)).cpu(), silu_mul_reference(a, b)) <= 1e-2

@@ -1,5 +1,7 @@
 """The packed-weight linear kernels against the plain-torch reference (Triton interpreter on CPU)."""
 
+import os
+
 import pytest
 import torch
 
@@ -12,6 +14,14 @@ from trico.kernels.qlinear import (
     qmm,
 )
 from trico.quant.packing import layout
+
+DEV = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
+"""Kernels run on the GPU when one is present (TRITON_INTERPRET=0), on the CPU interpreter otherwise."""
+
+
+def _dev(*ts):
+    return tuple(None if t is None else t.to(DEV) for t in ts)
+
 
 _BITS = {"uint2": 2, "uint3": 3, "uint4": 4, "uint8": 8, "tern2": 2, "tern1.6": 2}
 
@@ -54,8 +64,8 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("fmt,n,k,group,sym", CASES)
 def test_dequantize_matches_reference_exactly(fmt, n, k, group, sym):
     q, s, m = random_packed(fmt, n, k, group, sym)
-    pw = pack_for_kernel(q, s, m, fmt, group, k)
-    out = dequantize(pw, torch.float32)
+    pw = pack_for_kernel(*_dev(q, s, m), fmt, group, k)
+    out = dequantize(pw, torch.float32).cpu()
     assert torch.equal(out, dequantize_reference(q, s, m, fmt, group, k))
 
 
@@ -64,9 +74,9 @@ def test_dequantize_matches_reference_exactly(fmt, n, k, group, sym):
 def test_qmm_matches_reference(fmt, n, k, group, sym, m_rows):
     q, s, m = random_packed(fmt, n, k, group, sym, seed=m_rows)
     x = torch.randn(m_rows, k, generator=torch.Generator().manual_seed(7)).to(torch.bfloat16)
-    pw = pack_for_kernel(q, s, m, fmt, group, k)
+    pw = pack_for_kernel(*_dev(q, s, m), fmt, group, k)
     ref = qlinear_reference(x, q, s, m, fmt, group, k)
-    got = qmm(x, pw, GemvConfig(block_n=16, block_kb=16, split_k=1))
+    got = qmm(x.to(DEV), pw, GemvConfig(block_n=16, block_kb=16, split_k=1)).cpu()
     assert got.dtype == x.dtype and got.shape == ref.shape
     assert _rel(got, ref) <= 1e-2
 
@@ -75,14 +85,14 @@ def test_qmm_matches_reference(fmt, n, k, group, sym, m_rows):
 def test_qmm_split_k_and_ragged_n(split_k):
     q, s, m = random_packed("uint4", 37, 512, 128, False, seed=3)
     x = torch.randn(2, 512).to(torch.bfloat16)
-    pw = pack_for_kernel(q, s, m, "uint4", 128, 512)
-    got = qmm(x, pw, GemvConfig(block_n=16, block_kb=64, split_k=split_k))
+    pw = pack_for_kernel(*_dev(q, s, m), "uint4", 128, 512)
+    got = qmm(x.to(DEV), pw, GemvConfig(block_n=16, block_kb=64, split_k=split_k)).cpu()
     assert _rel(got, qlinear_reference(x, q, s, m, "uint4", 128, 512)) <= 1e-2
 
 
 def test_qmm_float_weights():
     w = torch.randn(33, 64).to(torch.bfloat16)
     x = torch.randn(1, 64).to(torch.bfloat16)
-    pw = pack_for_kernel(w, None, None, "bf16", 64, 64)
-    got = qmm(x, pw, GemvConfig(block_n=16, block_kb=32, split_k=1))
+    pw = pack_for_kernel(w.to(DEV), None, None, "bf16", 64, 64)
+    got = qmm(x.to(DEV), pw, GemvConfig(block_n=16, block_kb=32, split_k=1)).cpu()
     assert _rel(got, x.float() @ w.float().t()) <= 1e-2

@@ -52,6 +52,10 @@ class StaticKVCache(nn.Module):
     ) -> torch.Tensor:
         """Store this chunk's k/v, then attend q [B, H, T, D] causally over everything stored."""
         self.store(layer, k, v, input_pos)
+        if q.is_cuda and q.shape[2] == 1 and q.shape[-1] in (32, 64, 128, 256):
+            out = self._cuda_decode_attention(layer, q, input_pos)
+            if out is not None:
+                return out
         keys, values = self.keys_values(layer)
         mask = self.positions[None, :] <= input_pos[:, None]  # [T, max_len]
         return F.scaled_dot_product_attention(
@@ -61,3 +65,24 @@ class StaticKVCache(nn.Module):
             attn_mask=mask,
             enable_gqa=q.shape[1] != keys.shape[1],
         )
+
+    def _cuda_decode_attention(
+        self, layer: int, q: torch.Tensor, input_pos: torch.Tensor
+    ) -> torch.Tensor | None:
+        """One-token attention on CUDA with the flash-decoding kernel over the valid prefix only.
+
+        Reads the raw buffers (int8 ones with their scales, for Int8KVCache), so nothing is
+        dequantized in bulk and the call is graph-capturable. None when the buffers do not fit it.
+        """
+        from trico.kernels import kernels_enabled
+        from trico.kernels.decode_attention import decode_attention
+
+        if not kernels_enabled():
+            return None
+        k, v = self.k[layer], self.v[layer]
+        if k.dtype == torch.int8 and hasattr(self, "k_scale"):
+            ks, vs = self.k_scale[layer][..., 0], self.v_scale[layer][..., 0]
+            return decode_attention(q[:, :, 0], k, v, input_pos, ks, vs).unsqueeze(2)
+        if k.dtype != q.dtype:
+            return None
+        return decode_attention(q[:, :, 0], k, v, input_pos).unsqueeze(2)

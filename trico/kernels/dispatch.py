@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from trico.kernels import kernels_enabled
 from trico.kernels import qlinear as qk
 
 DECODE_MAX_ROWS = 64
@@ -34,7 +35,7 @@ def supported(module: torch.nn.Module) -> bool:
 
 def qlinear_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """y = x @ W^T for a QLinear on CUDA; formats without a kernel (w8a8) use the module's reference."""
-    if not supported(module):
+    if not supported(module) or not kernels_enabled():
         return module.reference_forward(x)
     pw = packed_view(module)
     lead = x.shape[:-1]

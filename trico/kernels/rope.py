@@ -1,4 +1,4 @@
-"""Rotary position embedding (HF 'rotate half' layout) applied in one pass, fp32 math."""
+"""Rotary position embedding (HF 'rotate half' layout) in one pass, fp32 math, on [B, T, H, D] inputs."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ if triton is not None:
 
     @triton.jit
     def _rope_kernel(x_ptr, cos_ptr, sin_ptr, y_ptr, H, T, HALF: tl.constexpr):
-        row = tl.program_id(0)  # over B * H * T, x contiguous
-        t = row % T
+        row = tl.program_id(0)  # over B * T * H rows of the contiguous [B, T, H, D] input
+        t = (row // H) % T
         offs = tl.arange(0, HALF)
         x1 = tl.load(x_ptr + row * 2 * HALF + offs).to(tl.float32)
         x2 = tl.load(x_ptr + row * 2 * HALF + HALF + offs).to(tl.float32)
@@ -39,11 +39,11 @@ if triton is not None:
 
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Triton version of rope_reference (x contiguous [B, H, T, D], cos/sin fp32 [T, D])."""
+    """rope_reference on the projection's own layout: x contiguous [B, T, H, D], cos/sin fp32 [T, D]."""
     assert triton is not None, "Triton is not installed"
     assert x.is_contiguous() and cos.is_contiguous() and sin.is_contiguous()
     assert cos.dtype == torch.float32 and sin.dtype == torch.float32, "cos/sin tables are fp32"
-    b, h, t, d = x.shape
+    b, t, h, d = x.shape
     assert cos.shape == (t, d) and d % 2 == 0 and (d // 2) & (d // 2 - 1) == 0, (
         "head_dim/2 must be a power of 2"
     )

@@ -1,0 +1,82 @@
+"""Decode and prefill speed of trico vs HF transformers, per ../shared/BENCH.md.
+
+Example (on the GPU machine):
+    python benchmarks/decode.py --models llama-2-7b,llama-3-8b --formats bf16,int8,int4-g128,tern2 \
+        --batches 1,4,16,64 --prompt 128 --new-tokens 256 --prefill 2048 --baseline \
+        --out benchmarks/results/decode-h100.json
+CPU smoke test: python benchmarks/decode.py --device cpu --models tiny --formats bf16,int4-g32 \
+        --batches 1 --new-tokens 8 --prompt 16 --prefill 32 --no-baseline --out /tmp/smoke.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trico.engine.benchmark import run, table, write_results  # noqa: E402
+from trico.engine.device import resolve_device  # noqa: E402
+
+
+def _ints(s: str) -> list[int]:
+    return [int(v) for v in s.split(",") if v]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line (shared with `trico bench`)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="llama-2-7b,llama-3-8b", help="comma-separated presets (or 'tiny')")
+    p.add_argument(
+        "--formats",
+        default="bf16,int8,int4-g128,int3-g128,tern2,tern1.6",
+        help="comma-separated weight formats",
+    )
+    p.add_argument("--batches", default="1,4,16,64", type=_ints)
+    p.add_argument("--prompt", default=128, type=int)
+    p.add_argument("--new-tokens", default=256, type=int)
+    p.add_argument("--contexts", default="", type=_ints, help="decode contexts (default: the prompt length)")
+    p.add_argument("--prefill", default=2048, type=int, help="prefill prompt length (0: skip)")
+    p.add_argument(
+        "--baseline", action=argparse.BooleanOptionalAction, default=True, help="HF transformers baseline"
+    )
+    p.add_argument("--baseline-batches", default="1", type=_ints)
+    p.add_argument("--mode", default="graph", choices=["graph", "compile", "eager"], help="decode step mode")
+    p.add_argument(
+        "--compare-compile", action="store_true", help="also time torch.compile for bf16, first batch"
+    )
+    p.add_argument("--repeats", default=3, type=int)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="benchmarks/results/decode.json")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the grid, write the JSON, print the table last."""
+    args = build_parser().parse_args(argv)
+    device = resolve_device(args.device)
+    results = run(
+        models=[m for m in args.models.split(",") if m],
+        formats=[f for f in args.formats.split(",") if f],
+        batches=args.batches,
+        prompt=args.prompt,
+        new_tokens=args.new_tokens,
+        contexts=args.contexts,
+        prefill=args.prefill,
+        baseline=args.baseline,
+        device=device,
+        mode=args.mode,
+        compare_compile=args.compare_compile,
+        repeats=args.repeats,
+        baseline_batches=args.baseline_batches,
+        log=lambda s: print(s, flush=True),
+    )
+    path = write_results(results, args.out)
+    print(f"\nwrote {len(results)} results to {path}\n")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -146,6 +146,11 @@ def fixed_for(absmax: float, rms: float, noise_bits: int) -> Fixed:
     return Fixed(i + f, i)
 
 
+def _wider(a: Fixed, b: Fixed) -> Fixed:
+    i, f = max(a.i, b.i), max(a.f, b.f)
+    return Fixed(i + f, i)
+
+
 def parse_fixed(text: str) -> Fixed:
     """'ap_fixed<W,I>' -> Fixed."""
     m = _UNIFORM.fullmatch(text.replace(" ", ""))
@@ -168,12 +173,14 @@ def assign_precision(graph: Graph, opts: HlsOptions) -> None:
     chosen: dict[str, Fixed] = {}
     for t in graph.tensors.values():
         chosen[t.name] = uniform or fixed_for(t.absmax, t.rms, opts.noise_bits)
+    # The layer engine feeds a layer's output back as the next layer's input: one residual-stream type.
+    if "x" in chosen and uniform is None:
+        chosen["x"] = chosen[graph.output] = _wider(chosen["x"], chosen[graph.output])
     # k and v share the KV cache's element type: the wider of the two in both directions.
     for att in [n for n in graph.nodes if n.op == "attention"]:
-        k, v = chosen[att.inputs[1]], chosen[att.inputs[2]]
-        i, f = max(k.i, v.i), max(k.f, v.f)
-        chosen[att.inputs[1]] = chosen[att.inputs[2]] = Fixed(i + f, i)
-        att.attrs["kv_type"] = Fixed(i + f, i).ctype()
+        kv = _wider(chosen[att.inputs[1]], chosen[att.inputs[2]])
+        chosen[att.inputs[1]] = chosen[att.inputs[2]] = kv
+        att.attrs["kv_type"] = kv.ctype()
     for name, fx in chosen.items():
         graph.tensors[name].ctype = fx.ctype()
     for n in graph.nodes:

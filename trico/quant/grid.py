@@ -42,9 +42,17 @@ def _groups(w: torch.Tensor, group: int) -> torch.Tensor:
     return w.reshape(n, k // group, group)
 
 
-def fit_scales(w: torch.Tensor, grid: Grid, group: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """fp16 scales [N, K/group] (and mins, when asymmetric) for weights w [N, K]."""
+def fit_scales(
+    w: torch.Tensor, grid: Grid, group: int, clip: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """fp16 scales [N, K/group] (and mins, when asymmetric) for weights w [N, K].
+
+    clip [N, K/group] in (0, 1] shrinks each group's range before fitting (AWQ's clipping search).
+    """
     wg = _groups(w.float(), group)
+    if clip is not None:
+        c = clip.float().unsqueeze(-1)
+        wg = wg * c  # scaling the group shrinks its extremes (and min/max) by the same ratio
     if grid.signed8:
         scale = wg.abs().amax(-1) / 127.0
         return scale.half(), None

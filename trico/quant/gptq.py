@@ -1,0 +1,144 @@
+"""GPTQ (Frantar et al., 2023): quantize a weight column by column, spreading each column's rounding error
+over the not-yet-quantized columns through the inverse Hessian H = X^T X of the layer's inputs.
+
+Damping (a fraction of mean diag(H) added to the diagonal), lazy block updates, and optional act-order
+(columns by decreasing diag(H)). With act-order the group scales are fixed up front from the original
+weights ("static groups"), so groups stay contiguous runs along K as the packed format requires.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trico.errors import TricoError
+from trico.quant.api import register_method, set_module
+from trico.quant.grid import Grid, dequantize_codes, fit_scales, quantize_codes
+from trico.quant.layerwise import (
+    block_forward,
+    blocks_with_targets,
+    collect_block_stats,
+    embed_calibration,
+    head_stats,
+    shared_groups,
+)
+from trico.quant.qlinear import QLinear
+from trico.quant.schemes import IntScheme
+
+
+def _inverse_hessian_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
+    """Upper Cholesky factor of (H + damp * mean(diag) I)^-1, raising the damping until H is positive definite."""
+    mean_diag = torch.diag(h).mean()
+    eye = torch.eye(h.shape[0], dtype=h.dtype)
+    for attempt in range(6):
+        l, info = torch.linalg.cholesky_ex(h + (damp * 10**attempt) * mean_diag * eye)
+        if info == 0:
+            hinv = torch.cholesky_inverse(l)
+            u, info = torch.linalg.cholesky_ex(hinv, upper=True)
+            if info == 0:
+                return u
+    raise TricoError("GPTQ: the calibration Hessian is not positive definite even with heavy damping")
+
+
+def gptq_quantize(
+    w: torch.Tensor,
+    h: torch.Tensor,
+    grid: Grid,
+    group: int,
+    act_order: bool = False,
+    damp: float = 0.01,
+    block: int = 128,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """GPTQ one weight [N, K] given H [K, K]; returns codes [N, K] and fp16 scales (and mins) [N, K/group]."""
+    n, k = w.shape
+    w = w.detach().clone().double()
+    h = h.detach().clone().double()
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1.0
+    w[:, dead] = 0.0
+    static = act_order or group == k
+    scale = torch.zeros(n, k // group, dtype=torch.float16)
+    mins = None if grid.symmetric else torch.zeros_like(scale)
+    if static:
+        scale, mins = fit_scales(w.float(), grid, group)
+    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(k)
+    w, h = w[:, perm], h[perm][:, perm]
+    u = _inverse_hessian_factor(h, damp)
+    block = max(group, group * (block // group)) if group < k else block
+    codes = torch.zeros(n, k, dtype=torch.int8 if grid.signed8 else torch.uint8)
+    for i1 in range(0, k, block):
+        i2 = min(i1 + block, k)
+        w1 = w[:, i1:i2].clone()
+        err = torch.zeros_like(w1)
+        u1 = u[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            col = i1 + i
+            g = int(perm[col]) // group
+            if not static and col % group == 0:  # groups never straddle blocks: block is a multiple of group
+                s, m = fit_scales(w1[:, i : i + group].float(), grid, group)
+                scale[:, g] = s[:, 0]
+                if mins is not None:
+                    mins[:, g] = m[:, 0]
+            sg, mg = scale[:, g : g + 1], (mins[:, g : g + 1] if mins is not None else None)
+            c = quantize_codes(w1[:, i : i + 1], sg, mg, grid, 1)
+            q = dequantize_codes(c, sg, mg, grid, 1)[:, 0].double()
+            codes[:, col] = c[:, 0]
+            e = (w1[:, i] - q) / u1[i, i]
+            w1[:, i:] -= e[:, None] * u1[i, i:][None, :]
+            err[:, i] = e
+        w[:, i2:] -= err @ u[i1:i2, i2:]
+    return codes[:, torch.argsort(perm)], scale, mins
+
+
+def _gptq_layers(
+    model: nn.Module,
+    lins: dict[str, nn.Linear],
+    h: torch.Tensor,
+    scheme: IntScheme,
+) -> dict[str, QLinear]:
+    """GPTQ several linears that share one Hessian as a single matrix with stacked rows; swap them in."""
+    names = list(lins)
+    k = lins[names[0]].in_features
+    group = scheme.layer_group(k)
+    w = torch.cat([lins[n].weight.detach().float().cpu() for n in names])
+    codes, scale, mins = gptq_quantize(
+        w, h, Grid(scheme.bits, scheme.symmetric), group, scheme.act_order, scheme.damp
+    )
+    out, r = {}, 0
+    for n in names:
+        rows = lins[n].out_features
+        q = QLinear.from_codes(
+            codes[r : r + rows],
+            scale[r : r + rows],
+            scheme.fmt,
+            group,
+            mins=None if mins is None else mins[r : r + rows],
+        ).to(lins[n].weight.device)
+        set_module(model, n, q)
+        out[n] = q
+        r += rows
+    return out
+
+
+@register_method("gptq")
+def quantize_gptq(
+    model: nn.Module, targets: dict[str, nn.Linear], scheme: IntScheme, calib, progress: bool
+) -> dict[str, QLinear]:  # noqa: ANN001 - calib: Calibration
+    """GPTQ every decoder block in turn, feeding each block the outputs of the quantized ones before it."""
+    x = embed_calibration(model, calib.tokens)
+    blocks = list(blocks_with_targets(model, targets))
+    if progress:
+        from tqdm import tqdm
+
+        blocks = tqdm(blocks, desc=f"GPTQ {scheme.name}", unit="block")
+    out: dict[str, QLinear] = {}
+    for _, block, lins in blocks:
+        if lins:
+            stats = collect_block_stats(block, x, lins, want_xtx=True)
+            for names in shared_groups(list(lins), stats):
+                out.update(_gptq_layers(model, {n: lins[n] for n in names}, stats[names[0]].xtx, scheme))
+        x.h = block_forward(block, x)
+    if "lm_head" in targets:
+        st = head_stats(model, x, want_xtx=True)
+        out.update(_gptq_layers(model, {"lm_head": targets["lm_head"]}, st.xtx, scheme))
+    return out

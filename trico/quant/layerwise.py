@@ -1,0 +1,134 @@
+"""Run calibration data through a Llama model one decoder block at a time and collect linear-input statistics.
+
+GPTQ and AWQ quantize block i with inputs produced by the already-quantized blocks 0..i-1 (the
+sequential scheme of both papers), so only one block's activations are ever held. Linears that read
+the same tensor (q/k/v, gate/up) share one statistics object, which lets methods treat them as one
+matrix with stacked rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from trico.errors import TricoError
+
+
+@dataclass
+class InputStats:
+    """Statistics of the inputs x [T, K] one linear (or several sharing an input) saw."""
+
+    k: int
+    xtx: torch.Tensor | None = None
+    """Sum over tokens of x^T x, fp32 [K, K] (when requested)."""
+    abs_sum: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    abs_max: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    n: int = 0
+
+    def __post_init__(self) -> None:
+        self.abs_sum = torch.zeros(self.k)
+        self.abs_max = torch.zeros(self.k)
+
+    def add(self, x: torch.Tensor, want_xtx: bool) -> None:
+        """Accumulate a batch of inputs [..., K]."""
+        x = x.detach().reshape(-1, self.k).float()
+        if not torch.isfinite(x).all():
+            raise TricoError("calibration activations hold NaN or Inf values")
+        self.abs_sum += x.abs().sum(0).cpu()
+        self.abs_max = torch.maximum(self.abs_max, x.abs().amax(0).cpu())
+        self.n += x.shape[0]
+        if want_xtx:
+            xtx = (x.T @ x).cpu()
+            self.xtx = xtx if self.xtx is None else self.xtx + xtx
+
+    @property
+    def abs_mean(self) -> torch.Tensor:
+        """Mean |x| per input channel [K]."""
+        return self.abs_sum / max(self.n, 1)
+
+
+@dataclass
+class BlockInputs:
+    """Hidden states entering a block for every calibration sequence, plus the RoPE tables they need."""
+
+    h: torch.Tensor
+    cos: torch.Tensor
+    sin: torch.Tensor
+    pos: torch.Tensor
+
+
+def embed_calibration(model: nn.Module, tokens: torch.Tensor) -> BlockInputs:
+    """Embedding output for calibration tokens [N, L] (the input of block 0)."""
+    device = next(model.parameters()).device
+    tokens = tokens.to(device)
+    pos = torch.arange(tokens.shape[1], device=device)
+    cos, sin = model.rotary(pos)
+    return BlockInputs(model.model.embed_tokens(tokens).float(), cos, sin, pos)
+
+
+def block_forward(block: nn.Module, x: BlockInputs, chunk: int = 4) -> torch.Tensor:
+    """Output of one decoder block over every calibration sequence (a few sequences at a time)."""
+    outs = [block(x.h[i : i + chunk], x.cos, x.sin, x.pos, None) for i in range(0, x.h.shape[0], chunk)]
+    return torch.cat(outs)
+
+
+def collect_block_stats(
+    block: nn.Module, x: BlockInputs, linears: dict[str, nn.Module], want_xtx: bool, chunk: int = 4
+) -> dict[str, InputStats]:
+    """Run the block over the calibration inputs and gather the input statistics of the given linears."""
+    stats: dict[str, InputStats] = {}
+    last: dict[str, object] = {"x": None, "stats": None}
+
+    def hook(name: str):  # noqa: ANN202
+        def fn(module: nn.Module, args: tuple) -> None:
+            inp = args[0]
+            if last["x"] is inp:  # q/k/v and gate/up read the same tensor: share its statistics
+                st = last["stats"]
+                if name not in stats:
+                    stats[name] = st
+                return
+            st = stats.get(name)
+            if st is None:
+                st = stats[name] = InputStats(inp.shape[-1])
+            st.add(inp, want_xtx)
+            last["x"], last["stats"] = inp, st
+
+        return fn
+
+    handles = [m.register_forward_pre_hook(hook(n)) for n, m in linears.items()]
+    try:
+        for i in range(0, x.h.shape[0], chunk):
+            block(x.h[i : i + chunk], x.cos, x.sin, x.pos, None)
+            last["x"] = last["stats"] = None
+    finally:
+        for h in handles:
+            h.remove()
+    return stats
+
+
+def shared_groups(names: list[str], stats: dict[str, InputStats]) -> Iterator[list[str]]:
+    """Group layer names whose inputs were the same tensor (same statistics object), in order."""
+    seen: dict[int, list[str]] = {}
+    for n in names:
+        seen.setdefault(id(stats[n]), []).append(n)
+    yield from seen.values()
+
+
+def blocks_with_targets(
+    model: nn.Module, targets: dict[str, nn.Module]
+) -> Iterator[tuple[int, nn.Module, dict[str, nn.Module]]]:
+    """(index, block, {full name: linear}) for every decoder block, with the targets inside it."""
+    for i, block in enumerate(model.model.layers):
+        prefix = f"model.layers.{i}."
+        yield i, block, {n: m for n, m in targets.items() if n.startswith(prefix)}
+
+
+def head_stats(model: nn.Module, x: BlockInputs, want_xtx: bool) -> InputStats:
+    """Statistics of lm_head's input (final-norm output) from the last block's outputs."""
+    st = InputStats(x.h.shape[-1])
+    for i in range(0, x.h.shape[0], 4):
+        st.add(model.model.norm(x.h[i : i + 4]), want_xtx)
+    return st

@@ -205,19 +205,24 @@ def _rope_tables(config: ModelConfig, max_ctx: int) -> tuple[np.ndarray, np.ndar
     return rot.cos[:max_ctx].numpy().copy(), rot.sin[:max_ctx].numpy().copy()
 
 
-def _graph_for(
-    layer: DecoderLayer, config: ModelConfig, samples: list[DecodeInputs], opts: HlsOptions
-) -> Graph:
-    gm = trace(DecodeStep(layer))
-    graph = to_ir(gm, samples, opts.max_ctx)
+def trace_layer(layer: DecoderLayer, config: ModelConfig, samples: list[DecodeInputs], max_ctx: int) -> Graph:
+    """The calibrated IR of one decoder layer before any pass (what DSE starts from)."""
+    graph = to_ir(trace(DecodeStep(layer)), samples, max_ctx)
     graph.meta.update(
         dim=config.dim,
         head_dim=config.head_dim,
         n_heads=config.n_heads,
         n_kv_heads=config.n_kv_heads,
         hidden_dim=config.hidden_dim,
-        max_ctx=opts.max_ctx,
+        max_ctx=max_ctx,
     )
+    return graph
+
+
+def _graph_for(
+    layer: DecoderLayer, config: ModelConfig, samples: list[DecodeInputs], opts: HlsOptions
+) -> Graph:
+    graph = trace_layer(layer, config, samples, opts.max_ctx)
     return run_flow(graph, LAYER_FLOW, opts)
 
 

@@ -145,7 +145,15 @@ def linear_weights(mod: nn.Module) -> LinearWeights:
     """A projection's weights in the layout the C++ library reads; unsupported formats are refused."""
     if isinstance(mod, nn.Linear):
         w = mod.weight.detach().float().cpu().numpy()
-        return LinearWeights("float", w.shape[0], w.shape[1], w.shape[1], dense=np.ascontiguousarray(w))
+        return LinearWeights(
+            "float",
+            w.shape[0],
+            w.shape[1],
+            w.shape[1],
+            dense=np.ascontiguousarray(w),
+            absmax=float(np.abs(w).max()),
+            rms=float(np.sqrt(np.mean(w.astype(np.float64) ** 2))),
+        )
     fmt = getattr(mod, "fmt", None)
     if fmt not in ("int8", "uint4", "tern2"):
         raise TricoError(
@@ -153,6 +161,7 @@ def linear_weights(mod: nn.Module) -> LinearWeights:
             "(float, int8, uint4, tern2)"
         )
     n, k = mod.out_features, mod.in_features
+    dq = mod.dequantize().detach().float().cpu()
     scales = mod.scales.detach().float().cpu()
     if scales.shape[0] == 1 and n > 1:  # per-tensor scale (ternary): one per row keeps one layout
         scales = scales.expand(n, scales.shape[1])
@@ -168,6 +177,8 @@ def linear_weights(mod: nn.Module) -> LinearWeights:
         codes=np.ascontiguousarray(codes),
         scales=np.ascontiguousarray(scales.numpy()),
         mins=mins,
+        absmax=float(dq.abs().max()),
+        rms=float(dq.double().pow(2).mean().sqrt()),
     )
 
 

@@ -47,6 +47,16 @@ class LinearWeights:
     """fp32 [N, K / group]."""
     mins: np.ndarray | None = None
     """fp32 [N, K / group] (asymmetric only)."""
+    absmax: float = 0.0
+    """Largest |W| (dequantized), for the precision of float weights."""
+    rms: float = 0.0
+    """Root mean square of W (dequantized)."""
+
+    def stub(self) -> LinearWeights:
+        """The same description without the arrays (for estimation and design-space exploration)."""
+        return LinearWeights(
+            self.fmt, self.n, self.k, self.group, self.symmetric, absmax=self.absmax, rms=self.rms
+        )
 
     @property
     def code_bits(self) -> float:

@@ -7,8 +7,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from trico.errors import TricoError
 from trico.hls.ir import Graph, Node, TensorInfo
 
@@ -191,9 +189,7 @@ def assign_precision(graph: Graph, opts: HlsOptions) -> None:
             n.attrs["acc"] = acc.ctype(saturate=False)
             w = n.params["weight"]
             if w.fmt == "float":
-                wfx = uniform or fixed_for(
-                    float(np.abs(w.dense).max()), float(np.sqrt((w.dense**2).mean())), opts.noise_bits
-                )
+                wfx = uniform or fixed_for(w.absmax, w.rms, opts.noise_bits)
                 n.attrs["wtype"] = wfx.ctype()
             else:
                 n.attrs["wtype"] = "float"

@@ -55,3 +55,26 @@ def capture_decode_steps(
         for h in hooks:
             h.remove()
     return captured, outputs
+
+
+@torch.no_grad()
+def greedy_reference(model: torch.nn.Module, prompt: list[int], n_new: int, max_len: int) -> list[int]:
+    """The next n_new greedy tokens of trico's PyTorch model (prefill, then decode steps)."""
+    from trico.engine.generator import Generator
+
+    gen = Generator(model, StaticKVCache(model.config, 1, max_len))
+    out = [int(gen.prefill(torch.tensor([prompt], dtype=torch.long))[0])]
+    while len(out) < n_new:
+        out.append(int(gen.decode()[0]))
+    return out
+
+
+def calibration_tokens(tokenizer, n: int) -> list[int]:  # noqa: ANN001 - trico Tokenizer
+    """The first n tokens of the calibration text (WikiText-2 validation split; never the test split)."""
+    from trico.errors import TricoError
+    from trico.eval.data import data_file
+
+    ids = tokenizer.encode(data_file("wikitext2-valid.txt").read_text()[: 40 * n])[:n]
+    if len(ids) < n:
+        raise TricoError(f"the calibration text has only {len(ids)} tokens, {n} needed")
+    return list(ids)

@@ -20,6 +20,10 @@ COMMAND_MODULES: list[str] = [
     "trico.cli.generate",
     "trico.cli.evaluate",
     "trico.cli.demo",
+    "trico.cli.quantize",
+    "trico.cli.plan",
+    "trico.cli.hlsbugs",
+    "trico.cli.hls",
 ]
 
 

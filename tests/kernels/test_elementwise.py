@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from trico.kernels.activation import silu_mul, silu_mul_reference
+from trico.kernels.activation import silu_mul, silu_mul_packed, silu_mul_reference
 from trico.kernels.rmsnorm import rmsnorm, rmsnorm_reference
 from trico.kernels.rope import rope, rope_reference
 
@@ -48,3 +48,20 @@ def test_silu_mul():
     a = torch.randn(3, 1500, generator=g).to(torch.bfloat16)
     b = torch.randn(3, 1500, generator=g).to(torch.bfloat16)
     assert _rel(silu_mul(a.to(DEV), b.to(DEV)).cpu(), silu_mul_reference(a, b)) <= 1e-2
+
+
+def test_silu_mul_packed():
+    gu = torch.randn(2, 3, 2 * 1100, generator=torch.Generator().manual_seed(4)).to(torch.bfloat16)
+    ref = silu_mul_reference(gu[..., :1100], gu[..., 1100:])
+    assert _rel(silu_mul_packed(gu.to(DEV)).cpu(), ref) <= 1e-2
+
+
+def test_rope_strided_tokens():
+    g = torch.Generator().manual_seed(5)
+    qkv = torch.randn(2, 3, 5 * 32, generator=g).to(torch.bfloat16)  # q: 3 heads, k/v: 1 head each
+    q = qkv[..., : 3 * 32].view(2, 3, 3, 32)
+    ang = torch.rand(3, 16, generator=g)
+    cos = torch.cat([ang.cos(), ang.cos()], -1)
+    sin = torch.cat([ang.sin(), ang.sin()], -1)
+    ref = rope_reference(q.transpose(1, 2), cos, sin).transpose(1, 2)
+    assert _rel(rope(q.to(DEV), cos.to(DEV), sin.to(DEV)).cpu(), ref) <= 1e-2

@@ -2,7 +2,8 @@
 
 `fuse_model_(model)` swaps every DecoderLayer for a FusedDecoderLayer that keeps the same child
 modules (so parameter names, QLinear dispatch and state dicts are unchanged) and, on CUDA tensors,
-runs RMSNorm with the residual add fused, RoPE in one kernel on the projections' own layout and
+runs RMSNorm with the residual add fused, the Q/K/V and gate/up projections as one wide
+projection each (fewer, larger GEMVs), RoPE in one kernel on the projections' own layout and
 the SiLU gate in one kernel; on CPU tensors it calls the original layer code, so results there
 are the reference ones. Attention over the cache stays the cache's job (its CUDA T == 1 path is
 the flash-decoding kernel).
@@ -16,6 +17,55 @@ from torch import nn
 from trico.models.llama import DecoderLayer, Transformer
 
 
+def _concat_rows(mods: list[nn.Module]) -> nn.Module | None:
+    """One projection computing the given ones side by side (outputs concatenated), or None.
+
+    The originals keep their parameter names but their weights become views into the fused
+    buffers, so no weight memory is duplicated and state dicts are unchanged.
+    """
+    if all(type(m) is nn.Linear for m in mods):
+        w = torch.cat([m.weight.detach() for m in mods])
+        fused = nn.Linear(w.shape[1], w.shape[0], bias=False, device="meta")
+        fused.weight = nn.Parameter(w, requires_grad=False)
+        row = 0
+        for m in mods:
+            m.weight.data = w[row : row + m.out_features]
+            row += m.out_features
+        return fused
+    from trico.quant.qlinear import QLinear
+
+    first = mods[0]
+    if not all(isinstance(m, QLinear) for m in mods) or first.fmt == "w8a8":
+        return None
+    if any(
+        (m.fmt, m.group_size, m.symmetric, m.in_features)
+        != (first.fmt, first.group_size, first.symmetric, first.in_features)
+        for m in mods
+    ):
+        return None
+    n = sum(m.out_features for m in mods)
+    fused = QLinear(first.in_features, n, first.fmt, first.group_size, first.symmetric, device="meta")
+    fused.group_size = first.group_size or first.in_features  # per-tensor scales become per-row below
+
+    def cat(name: str, share: bool) -> torch.Tensor | None:
+        parts = [getattr(m, name) for m in mods]
+        if parts[0] is None:
+            return None
+        parts = [p.expand(m.out_features, p.shape[1]) if p.shape[0] == 1 else p for p, m in zip(parts, mods)]
+        out = torch.cat(parts)
+        if share and all(getattr(m, name).shape[0] == m.out_features for m in mods):
+            row = 0
+            for m in mods:
+                m._buffers[name] = out[row : row + m.out_features]
+                row += m.out_features
+        return out
+
+    fused._buffers["qweight"] = cat("qweight", True)
+    fused._buffers["scales"] = cat("scales", True)
+    fused._buffers["mins"] = cat("mins", True)
+    return fused
+
+
 class FusedDecoderLayer(nn.Module):
     """A DecoderLayer whose CUDA forward uses fused kernels; CPU forward is the original one."""
 
@@ -25,6 +75,19 @@ class FusedDecoderLayer(nn.Module):
         self.self_attn = layer.self_attn
         self.post_attention_layernorm = layer.post_attention_layernorm
         self.mlp = layer.mlp
+        self._fused: tuple[tuple[int, ...], nn.Module | None, nn.Module | None] | None = None
+
+    def _projections(self) -> tuple[nn.Module | None, nn.Module | None]:
+        """Fused QKV and gate/up projections, rebuilt whenever the layer's linears are swapped."""
+        a, m = self.self_attn, self.mlp
+        key = tuple(id(x) for x in (a.q_proj, a.k_proj, a.v_proj, m.gate_proj, m.up_proj))
+        if self._fused is None or self._fused[0] != key:
+            with torch.no_grad():
+                qkv = _concat_rows([a.q_proj, a.k_proj, a.v_proj])
+                gu = _concat_rows([m.gate_proj, m.up_proj])
+            # Plain attributes, not submodules: the state dict keeps the original names only.
+            object.__setattr__(self, "_fused", (key, qkv, gu))
+        return self._fused[1], self._fused[2]
 
     def forward(self, x, cos, sin, input_pos, cache):  # noqa: ANN001 - DecoderLayer.forward's signature
         """One block over hidden states x [B, T, dim]."""
@@ -32,16 +95,23 @@ class FusedDecoderLayer(nn.Module):
 
         if not x.is_cuda or not kernels_enabled():
             return DecoderLayer.forward(self, x, cos, sin, input_pos, cache)
-        from trico.kernels.activation import silu_mul
+        from trico.kernels.activation import silu_mul, silu_mul_packed
         from trico.kernels.rmsnorm import rmsnorm
         from trico.kernels.rope import rope
 
         attn, mlp = self.self_attn, self.mlp
+        qkv_proj, gu_proj = self._projections()
         b, t, _ = x.shape
+        hd, nq, nkv = attn.head_dim, attn.n_heads, attn.n_kv_heads
         xn, _ = rmsnorm(x.contiguous(), self.input_layernorm.weight, self.input_layernorm.eps)
-        q = rope(attn.q_proj(xn).view(b, t, attn.n_heads, attn.head_dim), cos, sin)
-        k = rope(attn.k_proj(xn).view(b, t, attn.n_kv_heads, attn.head_dim), cos, sin)
-        v = attn.v_proj(xn).view(b, t, attn.n_kv_heads, attn.head_dim)
+        if qkv_proj is not None:
+            qkv = qkv_proj(xn)
+            q_, k_, v = qkv.split([nq * hd, nkv * hd, nkv * hd], dim=-1)
+        else:
+            q_, k_, v = attn.q_proj(xn), attn.k_proj(xn), attn.v_proj(xn)
+        q = rope(q_.view(b, t, nq, hd), cos, sin)
+        k = rope(k_.view(b, t, nkv, hd), cos, sin)
+        v = v.view(b, t, nkv, hd)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         if cache is None:
             o = torch.nn.functional.scaled_dot_product_attention(
@@ -56,7 +126,11 @@ class FusedDecoderLayer(nn.Module):
             self.post_attention_layernorm.eps,
             residual=x.contiguous(),
         )
-        return h + mlp.down_proj(silu_mul(mlp.gate_proj(hn), mlp.up_proj(hn)))
+        if gu_proj is not None:
+            act = silu_mul_packed(gu_proj(hn))
+        else:
+            act = silu_mul(mlp.gate_proj(hn), mlp.up_proj(hn))
+        return h + mlp.down_proj(act)
 
 
 def fuse_model_(model: Transformer) -> Transformer:

@@ -9,8 +9,10 @@ Two paths, chosen by `trico.kernels.dispatch`:
 
 Packed "units": every format is read as a 2-D array of units, each holding P consecutive codes of
 a row (an int32 word of 8 nibbles or 16 crumbs, 3 bytes of 8 3-bit codes, a byte of 5 trits, ...).
-Code i of unit j is k = P*j + i; the kernel loops over i statically and gathers the matching x
-columns, so no register shuffles are needed to put codes back in K order.
+Code p of unit j is k = P*j + p: the kernel expands a tile of units [BN, BJ] into codes
+[BN, BJ, P] with vector shifts, so x is read as the matching contiguous [BJ, P] tile. For M == 1
+the codes of each unit are reduced first and the group scale is applied once per unit; for
+M > 1 the tile is reshaped to [BN, BJ*P] (which is K order) and fed to the tensor cores.
 """
 
 from __future__ import annotations
@@ -134,28 +136,38 @@ if triton is not None:
         return u
 
     @triton.jit
-    def _code(u, I: tl.constexpr, FID: tl.constexpr):
-        """Code I of every unit, as int32."""
-        if FID == 3:
-            c = (u >> (4 * I)) & 15
-        elif FID == 4:
-            c = (u >> (2 * I)) & 3
-        elif FID == 5:
-            c = (u >> (3 * I)) & 7
-        elif FID == 6:
-            if I == 0:
-                c = u % 3
-            elif I == 1:
-                c = (u // 3) % 3
-            elif I == 2:
-                c = (u // 9) % 3
-            elif I == 3:
-                c = (u // 27) % 3
-            else:
-                c = u // 81
+    def _codes(u, offs_p, FID: tl.constexpr, OFFSET: tl.constexpr):
+        """Units [BN, BJ] -> codes minus OFFSET as fp32 [BN, BJ, P_PAD] (code p of unit j is k = P*j + p).
+
+        Integer codes become floats through the exponent trick (c | 0x4B000000 read as fp32 is
+        2^23 + c), which costs one logic op and one add instead of a slow int-to-float conversion.
+        """
+        uu = u[:, :, None]
+        if FID == 0:
+            f = uu.to(tl.float32) + offs_p[None, None, :] * 0.0
         else:
-            c = u
-        return c
+            if FID == 1:
+                c = (uu + 128) + offs_p[None, None, :] * 0  # signed int8 -> 0..255, offset 128 below
+            elif FID == 3:
+                c = (uu >> (offs_p * 4)[None, None, :]) & 15
+            elif FID == 4:
+                c = (uu >> (offs_p * 2)[None, None, :]) & 3
+            elif FID == 5:
+                c = (uu >> (offs_p * 3)[None, None, :]) & 7
+            elif FID == 6:
+                # digit p of a base-3 byte: (b // 3^p) % 3 by multiply-shift (exact for b <= 242)
+                mul = tl.where(
+                    offs_p == 0,
+                    65536,
+                    tl.where(offs_p == 1, 21846, tl.where(offs_p == 2, 7282, tl.where(offs_p == 3, 2428, 810))),
+                )
+                q = (uu * mul[None, None, :]) >> 16
+                c = q - 3 * ((q * 21846) >> 16)
+            else:
+                c = uu + offs_p[None, None, :] * 0
+            bias = 8388608.0 + OFFSET + (128 if FID == 1 else 0)
+            f = (c | 0x4B000000).to(tl.float32, bitcast=True) - bias
+        return f
 
     @triton.jit
     def _qmm_kernel(
@@ -175,6 +187,7 @@ if triton is not None:
         stride_ym,
         FID: tl.constexpr,
         P: tl.constexpr,
+        P_PAD: tl.constexpr,
         OFFSET: tl.constexpr,
         HAS_MIN: tl.constexpr,
         SCALE_MODE: tl.constexpr,
@@ -192,6 +205,7 @@ if triton is not None:
         pid_m = tl.program_id(2)
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_p = tl.arange(0, P_PAD)
         mask_m = offs_m < M
         mask_n = offs_n < N
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
@@ -204,41 +218,47 @@ if triton is not None:
             mask_j = offs_j < j_hi
             wmask = mask_n[:, None] & mask_j[None, :]
             u = _load_units(w_ptr, offs_n, offs_j, wmask, stride_wn, FID)
+            f = _codes(u, offs_p, FID, OFFSET)  # [BN, BJ, P_PAD]
+            k2 = offs_j[:, None] * P + offs_p[None, :]  # [BJ, P_PAD]
+            kmask = mask_j[:, None] & (offs_p < P)[None, :] & (k2 < K)
             if SCALE_MODE == 2:
                 sidx = offs_n[:, None] * stride_sn + (offs_j * P // G)[None, :]
                 su = tl.load(s_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
                 if HAS_MIN:
                     mu = tl.load(m_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
-            for i in tl.static_range(P):
-                k = offs_j * P + i
-                kmask = mask_j & (k < K)
+            if SCALE_MODE == 3:
+                sidx3 = offs_n[:, None, None] * stride_sn + (k2 // G)[None, :, :]
+                m3 = mask_n[:, None, None] & kmask[None, :, :]
+                f = f * tl.load(s_ptr + sidx3, mask=m3, other=0.0).to(tl.float32)
+            if USE_DOT:
                 xv = tl.load(
-                    x_ptr + offs_m[:, None] * stride_xm + k[None, :],
-                    mask=mask_m[:, None] & kmask[None, :],
+                    x_ptr + offs_m[:, None, None] * stride_xm + k2[None, :, :],
+                    mask=mask_m[:, None, None] & kmask[None, :, :],
                     other=0.0,
                 )
-                if FID == 0:
-                    w = u.to(tl.float32)
+                if SCALE_MODE == 2:
+                    f = f * su[:, :, None]
+                    if HAS_MIN:
+                        f = f + mu[:, :, None]
+                x2 = tl.reshape(xv, [BLOCK_M, BLOCK_J * P_PAD])
+                w2 = tl.reshape(f, [BLOCK_N, BLOCK_J * P_PAD])
+                if DOT_F32:
+                    acc += tl.dot(x2.to(tl.float32), tl.trans(w2))
                 else:
-                    w = (_code(u, i, FID) - OFFSET).to(tl.float32)
-                    if SCALE_MODE == 2:
-                        w = w * su
-                        if HAS_MIN:
-                            w = w + mu
-                    elif SCALE_MODE == 3:
-                        sidx3 = offs_n[:, None] * stride_sn + (k // G)[None, :]
-                        m3 = mask_n[:, None] & kmask[None, :]
-                        w = w * tl.load(s_ptr + sidx3, mask=m3, other=0.0).to(tl.float32)
-                        if HAS_MIN:
-                            w = w + tl.load(m_ptr + sidx3, mask=m3, other=0.0).to(tl.float32)
-                if USE_DOT and DOT_F32:
-                    acc += tl.dot(xv.to(tl.float32), tl.trans(w))
-                elif USE_DOT:
-                    acc += tl.dot(xv, tl.trans(w.to(xv.dtype)))
-                else:
-                    acc += tl.sum(xv.to(tl.float32)[:, None, :] * w[None, :, :], axis=2)
+                    acc += tl.dot(x2, tl.trans(w2.to(x2.dtype)))
                 if SCALE_MODE == 1 and HAS_MIN:
-                    xsum += tl.sum(xv.to(tl.float32), axis=1)
+                    xsum += tl.sum(tl.sum(xv.to(tl.float32), axis=2), axis=1)
+            else:
+                # M == 1: reduce the codes of a unit first, then scale once per unit.
+                xv = tl.load(x_ptr + k2, mask=kmask, other=0.0).to(tl.float32)  # [BJ, P_PAD]
+                part = tl.sum(f * xv[None, :, :], axis=2)  # [BN, BJ]
+                if SCALE_MODE == 2:
+                    part = part * su
+                    if HAS_MIN:
+                        part += mu * tl.sum(xv, axis=1)[None, :]
+                acc += tl.sum(part, axis=1)[None, :]
+                if SCALE_MODE == 1 and HAS_MIN:
+                    xsum += tl.sum(tl.sum(xv, axis=1), axis=0)
         if SCALE_MODE == 1:
             s = tl.load(s_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
             acc = acc * s[None, :]
@@ -266,6 +286,7 @@ if triton is not None:
         stride_sn,
         FID: tl.constexpr,
         P: tl.constexpr,
+        P_PAD: tl.constexpr,
         OFFSET: tl.constexpr,
         HAS_MIN: tl.constexpr,
         SCALE_MODE: tl.constexpr,
@@ -274,21 +295,22 @@ if triton is not None:
     ):
         offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_j = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)
+        offs_p = tl.arange(0, P_PAD)
         mask_n = offs_n < N
-        wmask = mask_n[:, None] & (offs_j < KU)[None, :]
-        u = _load_units(w_ptr, offs_n, offs_j, wmask, stride_wn, FID)
-        for i in tl.static_range(P):
-            k = offs_j * P + i
-            m = mask_n[:, None] & (k < K)[None, :]
-            w = (_code(u, i, FID) - OFFSET).to(tl.float32)
-            if SCALE_MODE == 1:
-                sidx = offs_n[:, None] * stride_sn + (k * 0)[None, :]
-            else:
-                sidx = offs_n[:, None] * stride_sn + (k // G)[None, :]
-            w = w * tl.load(s_ptr + sidx, mask=m, other=0.0).to(tl.float32)
-            if HAS_MIN:
-                w = w + tl.load(m_ptr + sidx, mask=m, other=0.0).to(tl.float32)
-            tl.store(out_ptr + offs_n[:, None] * K + k[None, :], w.to(out_ptr.dtype.element_ty), mask=m)
+        mask_j = offs_j < KU
+        u = _load_units(w_ptr, offs_n, offs_j, mask_n[:, None] & mask_j[None, :], stride_wn, FID)
+        f = _codes(u, offs_p, FID, OFFSET)
+        k2 = offs_j[:, None] * P + offs_p[None, :]
+        m3 = mask_n[:, None, None] & (mask_j[:, None] & (offs_p < P)[None, :] & (k2 < K))[None, :, :]
+        if SCALE_MODE == 1:
+            sidx = offs_n[:, None, None] * stride_sn + (k2 * 0)[None, :, :]
+        else:
+            sidx = offs_n[:, None, None] * stride_sn + (k2 // G)[None, :, :]
+        f = f * tl.load(s_ptr + sidx, mask=m3, other=0.0).to(tl.float32)
+        if HAS_MIN:
+            f = f + tl.load(m_ptr + sidx, mask=m3, other=0.0).to(tl.float32)
+        out = out_ptr + offs_n[:, None, None] * K + k2[None, :, :]
+        tl.store(out, f.to(out_ptr.dtype.element_ty), mask=m3)
 
 
 @dataclass(frozen=True)
@@ -356,6 +378,8 @@ def pack_for_kernel(
         )
         assert mins is None or mins.stride() == scales.stride(), "mins must be laid out like scales"
     g = k if group_size in (0, k) or scales is None or scales.shape[1] == 1 else group_size
+    if g < k and g % spec.codes_per_unit:
+        assert mins is None, "per-code scale groups are supported for symmetric formats only"
     return PackedWeight(fmt, units, scales, mins, g, n, k, code_offset(fmt, mins is None))
 
 
@@ -428,6 +452,7 @@ def qmm(x: torch.Tensor, pw: PackedWeight, config: GemvConfig | None = None) -> 
         y.stride(0),
         FID=spec.fid,
         P=spec.codes_per_unit,
+        P_PAD=triton.next_power_of_2(spec.codes_per_unit),
         OFFSET=pw.offset,
         HAS_MIN=pw.mins is not None,
         SCALE_MODE=pw.scale_mode,
@@ -450,7 +475,7 @@ def dequantize(pw: PackedWeight, dtype: torch.dtype = torch.bfloat16) -> torch.T
     if spec.fid == 0:
         return pw.units.to(dtype)
     out = torch.empty(pw.n, pw.k, dtype=dtype, device=pw.units.device)
-    block_n, block_j = 16, 64 if spec.codes_per_unit >= 8 else 256
+    block_n, block_j = 16, 32 if spec.codes_per_unit >= 8 else 128
     grid = (triton.cdiv(pw.n, block_n), triton.cdiv(pw.ku, block_j))
     mins = pw.mins if pw.mins is not None else pw.scales
     _dequant_kernel[grid](
@@ -466,6 +491,7 @@ def dequantize(pw: PackedWeight, dtype: torch.dtype = torch.bfloat16) -> torch.T
         pw.stride_sn,
         FID=spec.fid,
         P=spec.codes_per_unit,
+        P_PAD=triton.next_power_of_2(spec.codes_per_unit),
         OFFSET=pw.offset,
         HAS_MIN=pw.mins is not None,
         SCALE_MODE=pw.scale_mode,

@@ -23,12 +23,14 @@ def rope_reference(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tor
 if triton is not None:
 
     @triton.jit
-    def _rope_kernel(x_ptr, cos_ptr, sin_ptr, y_ptr, H, T, HALF: tl.constexpr):
-        row = tl.program_id(0)  # over B * T * H rows of the contiguous [B, T, H, D] input
-        t = (row // H) % T
+    def _rope_kernel(x_ptr, cos_ptr, sin_ptr, y_ptr, H, T, stride_tok, HALF: tl.constexpr):
+        row = tl.program_id(0)  # over B * T * H rows; x rows may be strided per token (fused QKV)
+        tok = row // H
+        t = tok % T
+        xrow = x_ptr + tok * stride_tok + (row % H) * 2 * HALF
         offs = tl.arange(0, HALF)
-        x1 = tl.load(x_ptr + row * 2 * HALF + offs).to(tl.float32)
-        x2 = tl.load(x_ptr + row * 2 * HALF + HALF + offs).to(tl.float32)
+        x1 = tl.load(xrow + offs).to(tl.float32)
+        x2 = tl.load(xrow + HALF + offs).to(tl.float32)
         c1 = tl.load(cos_ptr + t * 2 * HALF + offs)
         c2 = tl.load(cos_ptr + t * 2 * HALF + HALF + offs)
         s1 = tl.load(sin_ptr + t * 2 * HALF + offs)
@@ -39,14 +41,16 @@ if triton is not None:
 
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """rope_reference on the projection's own layout: x contiguous [B, T, H, D], cos/sin fp32 [T, D]."""
+    """rope_reference on the projection's own layout: x [B, T, H, D] (heads dense, tokens may be
+    strided, as in a slice of a fused QKV output), cos/sin fp32 [T, D]; returns a contiguous tensor."""
     assert triton is not None, "Triton is not installed"
-    assert x.is_contiguous() and cos.is_contiguous() and sin.is_contiguous()
+    assert cos.is_contiguous() and sin.is_contiguous()
     assert cos.dtype == torch.float32 and sin.dtype == torch.float32, "cos/sin tables are fp32"
     b, t, h, d = x.shape
+    assert x.stride(3) == 1 and x.stride(2) == d and x.stride(0) == t * x.stride(1), "heads must be dense"
     assert cos.shape == (t, d) and d % 2 == 0 and (d // 2) & (d // 2 - 1) == 0, (
         "head_dim/2 must be a power of 2"
     )
-    y = torch.empty_like(x)
-    _rope_kernel[(b * h * t,)](x, cos, sin, y, h, t, HALF=d // 2, num_warps=1)
+    y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    _rope_kernel[(b * h * t,)](x, cos, sin, y, h, t, x.stride(1), HALF=d // 2, num_warps=1)
     return y

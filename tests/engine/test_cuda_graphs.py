@@ -1,0 +1,97 @@
+"""CUDA fast path of the engine: fused projections, graph-captured decode, benchmark harness.
+
+The CPU tests check what can be checked without a GPU (fused projections compute the same
+function, the fast path is a no-op on CPU, the benchmark writes BENCH.md fields); the CUDA tests
+run on the device machine.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from trico.config import tiny_config
+from trico.engine.benchmark import parse_scheme, run
+from trico.engine.cuda_graphs import enable_fast_decode
+from trico.engine.fused import FusedDecoderLayer, _concat_rows, fuse_model_
+from trico.engine.generator import Generator
+from trico.engine.kv_cache import StaticKVCache
+from trico.engine.sampler import Sampler
+from trico.models.llama import build_model
+from trico.quant.qlinear import QLinear
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_concat_rows_linear_keeps_function_and_names():
+    torch.manual_seed(0)
+    mods = [nn.Linear(16, n, bias=False) for n in (8, 4, 4)]
+    x = torch.randn(3, 16)
+    want = torch.cat([m(x) for m in mods], -1)
+    fused = _concat_rows(mods)
+    assert torch.equal(fused(x), want)
+    assert torch.equal(torch.cat([m(x) for m in mods], -1), want)  # originals are views, same values
+    assert mods[1].weight.data_ptr() == fused.weight[8:].data_ptr()
+
+
+@pytest.mark.parametrize("group,sym", [(8, False), (0, True)])
+def test_concat_rows_qlinear(group, sym):
+    g = torch.Generator().manual_seed(1)
+    fmt = "uint4" if group else "tern2"
+    mods = []
+    for n in (8, 4):
+        hi = 16 if fmt == "uint4" else 3
+        codes = torch.randint(0, hi, (n, 16), generator=g, dtype=torch.uint8)
+        rows, ng = (n, 16 // group) if group else (1, 1)
+        scales = (torch.rand(rows, ng, generator=g) * 0.1).half()
+        mins = None if sym else (torch.randn(rows, ng, generator=g) * 0.1).half()
+        mods.append(QLinear.from_codes(codes, scales, fmt, group, mins=mins))
+    x = torch.randn(2, 16, generator=g)
+    want = torch.cat([m.reference_forward(x) for m in mods], -1)
+    fused = _concat_rows(mods)
+    torch.testing.assert_close(fused.reference_forward(x), want)
+
+
+def test_fast_decode_is_a_no_op_on_cpu():
+    model = build_model(tiny_config(), dtype=torch.float32)
+    gen = Generator(model, StaticKVCache(model.config, 1, 32), Sampler())
+    enable_fast_decode(gen)
+    assert gen.decode_step == gen._decode_step
+    assert not any(isinstance(m, FusedDecoderLayer) for m in model.modules())
+
+
+def test_fused_layers_equal_reference_on_cpu():
+    model = build_model(tiny_config(), dtype=torch.float32)
+    tokens = torch.randint(0, 256, (2, 7))
+    want = model(tokens)
+    keys = set(model.state_dict())
+    fuse_model_(model)
+    assert set(model.state_dict()) == keys
+    assert torch.equal(model(tokens), want)
+
+
+def test_parse_scheme():
+    assert parse_scheme("int4-g128").fmt == "uint4" and parse_scheme("int4-g128").group_size == 128
+    assert not parse_scheme("int3-g64-asym").symmetric
+    assert parse_scheme("tern1.6").group_size == 0 and parse_scheme("bf16").fmt is None
+
+
+def test_benchmark_cpu_smoke_has_bench_fields():
+    res = run(["tiny"], ["bf16", "int4-g32"], [1], 8, 2, None, 16, False, torch.device("cpu"), log=lambda s: None)
+    dec = [r for r in res if r["bench"] == "decode"]
+    assert len(dec) == 2 and len(res) == 4
+    for key in ("model", "scheme", "batch", "tok_s", "ms_per_token", "bytes_per_step", "peak_mem_GiB", "git_sha"):
+        assert key in dec[0]
+    assert dec[1]["bytes_per_step"] < dec[0]["bytes_per_step"]  # packed weights move fewer bytes
+
+
+@cuda
+def test_graph_decode_matches_eager_kernels_on_gpu():
+    cfg = tiny_config(head_dim=32, n_heads=4, dim=128)
+    outs = []
+    for mode in ("eager", "graph"):
+        model = build_model(cfg, dtype=torch.bfloat16, device="cuda")
+        gen = Generator(model, StaticKVCache(cfg, 2, 48, torch.bfloat16, "cuda"), Sampler(device="cuda"))
+        enable_fast_decode(gen, mode)
+        gen.prefill(torch.randint(0, 256, (2, 9), generator=torch.Generator().manual_seed(0)))
+        outs.append(torch.stack([gen.decode() for _ in range(16)]).cpu())
+    assert torch.equal(outs[0], outs[1])

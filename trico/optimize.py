@@ -247,6 +247,7 @@ def run_optimize(opts: OptimizeOptions, log: Callable[[str], None] | None = None
             "kl",
             staging / "pareto.png",
             title=f"{config.name} on {hw.name}: predicted TPOT vs measured KL (budget {opts.max_kl:g})",
+            y_limit=opts.max_kl,
         )
         plots.roofline_chart(
             hw,

@@ -70,7 +70,8 @@ def _hardware_list(args: argparse.Namespace) -> list:
 
     from trico.perf.hardware import get_hardware, load_hardware_file
 
-    devices = [get_hardware(n) for n in _names(args.hardware)] if args.hardware else []
+    names = args.hardware if args.hardware is not None else ("" if args.hardware_file else "h100-sxm")
+    devices = [get_hardware(n) for n in _names(names)]
     devices += [load_hardware_file(p) for p in args.hardware_file or []]
     if not devices:
         raise TricoError("give --hardware NAME[,NAME...] and/or --hardware-file FILE")
@@ -287,7 +288,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--scheme", default="bf16,int8,int4-awq-g128", help="schemes/formats, comma-separated")
     p.add_argument(
-        "--hardware", default="h100-sxm", help="devices or what-ifs (h100-sxm:bw=2x), comma-separated"
+        "--hardware",
+        help="devices or what-ifs (h100-sxm:bw=2x), comma-separated; default h100-sxm unless --hardware-file",
     )
     p.add_argument(
         "--hardware-file", action="append", help="a device file (JSON/TOML, catalog schema); repeatable"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 
@@ -67,7 +67,7 @@ class Efficiency:
 
     def to_dict(self) -> dict:
         """JSON-friendly dict (from_dict reads it back)."""
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["dequant_ps"] = dict(self.dequant_ps)
         return d
 

@@ -102,9 +102,10 @@ def roofline_chart(
         subtitle = f"{est.model}, {est.scheme}, batch {est.workload.batch}, prompt {est.workload.prompt}"
     else:
         cmap = plt.get_cmap("tab10")
+        one_model = len({e.model for e in estimates}) == 1
         for i, est in enumerate(estimates):
             color = cmap(i % 10)
-            name = f"{est.model} {est.scheme} b{est.workload.batch}"
+            name = ("" if one_model else f"{est.model} ") + f"{est.scheme} b{est.workload.batch}"
             for phase_est, marker, phase in ((est.prefill, "o", "prefill"), (est.decode, "^", "decode")):
                 xy = place(phase_est.flops, phase_est.bytes, phase_est.seconds)
                 if xy is not None:
@@ -134,8 +135,18 @@ def roofline_chart(
     return path
 
 
-def pareto_chart(points: Sequence[Point], x: str, y: str, path: str | Path, title: str | None = None) -> Path:
-    """Scatter of two objectives: eligible points by scheme, excluded ones greyed, the front joined."""
+def pareto_chart(
+    points: Sequence[Point],
+    x: str,
+    y: str,
+    path: str | Path,
+    title: str | None = None,
+    y_limit: float | None = None,
+) -> Path:
+    """Scatter of two objectives: eligible points by scheme, excluded ones greyed, the front joined.
+
+    `y_limit` draws a constraint on the y objective (e.g. the KL budget) as a dashed line.
+    """
     plt = _plt()
     ox, oy = OBJECTIVES[x], OBJECTIVES[y]
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
@@ -184,6 +195,8 @@ def pareto_chart(points: Sequence[Point], x: str, y: str, path: str | Path, titl
             s=90,
             zorder=4,
         )
+    if y_limit is not None:
+        ax.axhline(y_limit, color="tab:red", ls="--", lw=1, label=f"limit on {oy.name}: {y_limit:g}")
     arrow = {True: "lower is better", False: "higher is better"}
     ax.set_xlabel(f"{ox.label} ({arrow[ox.minimize]})")
     ax.set_ylabel(f"{oy.label} ({arrow[oy.minimize]})")

@@ -8,6 +8,9 @@ weights ("static groups"), so groups stay contiguous runs along K as the packed 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -66,6 +69,25 @@ def gptq_quantize(
     u = _inverse_hessian_factor(h, damp)
     block = max(group, group * (block // group)) if group < k else block
     codes = torch.zeros(n, k, dtype=torch.int8 if grid.signed8 else torch.uint8)
+    with single_thread():
+        _column_loop(w, u, codes, scale, mins, perm, grid, group, static, block)
+    return codes[:, torch.argsort(perm)], scale, mins
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run small per-column ops on one thread: on a shared CPU the intra-op pool's hand-offs cost more than they save."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _column_loop(w, u, codes, scale, mins, perm, grid: Grid, group: int, static: bool, block: int) -> None:  # noqa: ANN001
+    """The GPTQ sweep over columns (in place on w, codes, scale, mins)."""
+    n, k = w.shape
     for i1 in range(0, k, block):
         i2 = min(i1 + block, k)
         w1 = w[:, i1:i2].clone()
@@ -87,7 +109,6 @@ def gptq_quantize(
             w1[:, i:] -= e[:, None] * u1[i, i:][None, :]
             err[:, i] = e
         w[:, i2:] -= err @ u[i1:i2, i2:]
-    return codes[:, torch.argsort(perm)], scale, mins
 
 
 def _gptq_layers(

@@ -42,7 +42,7 @@ class OptimizeOptions:
     """Quality budget: mean KL(P_float || P_quant) per token, nats (> 0)."""
     schemes: tuple[str, ...] | None = None
     out: Path = Path("out/optimize")
-    windows: int = 16
+    windows: int = 8
     """Evaluation windows (WikiText-2 test) per scheme (>= 1)."""
     ctx: int = 512
     """Tokens per evaluation window (>= 16)."""

@@ -184,3 +184,17 @@ def test_decode_step_attention_grows_with_context():
     assert att(long) > 30 * att(short)
     ops = step_ops(L3, s, 2, 16, 0, prefill=True)
     assert next(o for o in ops if o.name == "lm_head").flops == 2 * 2 * L3.dim * L3.vocab_size
+
+
+def test_per_layer_precision_is_costed_layer_by_layer():
+    from trico.perf.scheme import PerLayerScheme
+
+    mixed = PerLayerScheme.parse("int4-g128", {0: "int8", 31: "int8"})
+    assert mixed.name == "int4-rtn-g128+L0,31:int8"
+    w = Workload(batch=1, prompt=512)
+    t4, t8, tm = (estimate(L2, s, w, H100).tpot_s for s in ("int4-g128", "int8", mixed))
+    assert t4 < tm < t8
+    lin = lambda s: weight_bytes(L2, resolve_scheme(s) if isinstance(s, str) else s)["linears"]  # noqa: E731
+    assert lin(mixed) == pytest.approx(lin("int4-g128") * 30 / 32 + lin("int8") * 2 / 32)
+    with pytest.raises(TricoError, match="n_layers"):
+        estimate(L2, PerLayerScheme.parse("int4-g128", {40: "int8"}), w, H100)

@@ -361,7 +361,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     o.add_argument("--schemes", help="candidate schemes, comma-separated (default: a built-in list)")
     o.add_argument("--out", default="out/optimize", help="output folder (default out/optimize)")
-    o.add_argument("--windows", type=int, default=16, help="evaluation windows per scheme (default 16)")
+    o.add_argument("--windows", type=int, default=8, help="evaluation windows per scheme (default 8)")
     o.add_argument("--ctx", type=int, default=512, help="evaluation window length (default 512)")
     o.add_argument("--batch", type=int, default=1, help="serving batch for the speed/cost prediction")
     o.add_argument("--prompt", type=int, default=512, help="prompt tokens for the prediction")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from trico.config import ModelConfig
 from trico.errors import TricoError
-from trico.perf.scheme import SchemeLike, compute_precision, kernel_format
+from trico.perf.scheme import SchemeLike, compute_precision, kernel_format, layer_groups
 
 ACT_BYTES = 2  # activations between kernels are bf16/fp16
 SCALE_BYTES = 2  # fp16 scales (KV INT8 keeps one per token and head)
@@ -116,9 +116,12 @@ def step_ops(
     ops = [
         Op("embedding", "embedding", 1, 0.0, m * d * ACT_BYTES * 2),
         Op("attn_norm", "norm", L, 4.0 * m * d, 2 * m * d * ACT_BYTES + d * ACT_BYTES),
-        _linear("qkv_proj", m, d, q_out + 2 * kv_out, scheme, L, quantized=True),
         Op("rope", "elementwise", L, 6.0 * m * (q_out + kv_out), 2 * m * (q_out + kv_out) * ACT_BYTES),
     ]
+    groups = layer_groups(scheme, L)
+    # Layers stored in different schemes (per-layer precision) are separate operator groups.
+    for s, n in groups:
+        ops.append(_linear("qkv_proj", m, d, q_out + 2 * kv_out, s, n, quantized=True))
     # Attention: every new token reads the cached K/V it attends to; causal prefill attends to half of the
     # new block on average (plus itself).
     attended = kv_len + (new_tokens + 1) / 2 if prefill else kv_len + new_tokens
@@ -127,16 +130,16 @@ def step_ops(
     new_kv = m * 2 * kv_out * (ACT_BYTES + kvb)  # read new K/V, write them in cache format
     qo = 2 * m * q_out * ACT_BYTES
     ops.append(Op("attention", "attention", L, attn_flops, kv_read + new_kv + qo, kernels=2))
-    ops.append(_linear("o_proj", m, q_out, d, scheme, L, quantized=True))
+    ops += [_linear("o_proj", m, q_out, d, s, n, quantized=True) for s, n in groups]
     if tp > 1:
         ops.append(Op("allreduce_attn", "allreduce", L, 0.0, m * d * ACT_BYTES))
     ops += [
         Op("residual", "elementwise", 2 * L, 1.0 * m * d, 3 * m * d * ACT_BYTES),
         Op("ffn_norm", "norm", L, 4.0 * m * d, 2 * m * d * ACT_BYTES + d * ACT_BYTES),
-        _linear("gate_up_proj", m, d, 2 * hidden, scheme, L, quantized=True),
         Op("silu_mul", "elementwise", L, 4.0 * m * hidden, 3 * m * hidden * ACT_BYTES),
-        _linear("down_proj", m, hidden, d, scheme, L, quantized=True),
     ]
+    ops += [_linear("gate_up_proj", m, d, 2 * hidden, s, n, quantized=True) for s, n in groups]
+    ops += [_linear("down_proj", m, hidden, d, s, n, quantized=True) for s, n in groups]
     if tp > 1:
         ops.append(Op("allreduce_mlp", "allreduce", L, 0.0, m * d * ACT_BYTES))
     head_m = batch if prefill else m
@@ -151,17 +154,21 @@ def weight_bytes(config: ModelConfig, scheme: SchemeLike, tp: int = 1) -> dict[s
     d, hd = config.dim, config.head_dim
     hq, hkv = config.n_heads // tp, max(1, config.n_kv_heads // tp)
     hidden = config.hidden_dim // tp
-    per_layer = (
-        d * (hq + 2 * hkv) * hd * scheme.bits_per_weight(d)
-        + hq * hd * d * scheme.bits_per_weight(hq * hd)
-        + 2 * d * hidden * scheme.bits_per_weight(d)
-        + hidden * d * scheme.bits_per_weight(hidden)
-    ) / 8
+
+    def per_layer(s: SchemeLike) -> float:
+        return (
+            d * (hq + 2 * hkv) * hd * s.bits_per_weight(d)
+            + hq * hd * d * s.bits_per_weight(hq * hd)
+            + 2 * d * hidden * s.bits_per_weight(d)
+            + hidden * d * s.bits_per_weight(hidden)
+        ) / 8
+
     embed = config.vocab_size * d * ACT_BYTES / tp
     head_bits = scheme.bits_per_weight(d) if getattr(scheme, "quantize_head", False) else 16.0
     head = 0.0 if config.tie_embeddings and head_bits == 16.0 else config.vocab_size * d * head_bits / 8 / tp
     norms = (2 * config.n_layers + 1) * d * ACT_BYTES
-    return {"linears": config.n_layers * per_layer, "embedding": embed, "lm_head": head, "norms": norms}
+    linears = sum(n * per_layer(s) for s, n in layer_groups(scheme, config.n_layers))
+    return {"linears": linears, "embedding": embed, "lm_head": head, "norms": norms}
 
 
 def kv_cache_bytes(

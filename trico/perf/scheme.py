@@ -116,3 +116,89 @@ def compute_precision(scheme: SchemeLike) -> str:
     if scheme.act_bits <= 8:
         return str(getattr(scheme, "act_format", "int8"))
     return "fp16" if scheme.name == "fp16" else "bf16"
+
+
+@dataclass(frozen=True)
+class PerLayerScheme:
+    """A base scheme with some decoder layers stored differently (e.g. first and last layers in int8).
+
+    Exposes the base scheme's interface (name, bits, KV and activation bits come from the base); the
+    performance model asks `layer_groups(n_layers)` for how many layers run each scheme.
+    """
+
+    base: SchemeLike
+    """Scheme of every layer not overridden."""
+    overrides: tuple[tuple[int, SchemeLike], ...] = ()
+    """(layer index, scheme) pairs."""
+
+    def __post_init__(self) -> None:
+        seen = set()
+        for idx, _ in self.overrides:
+            if not isinstance(idx, int) or idx < 0 or idx in seen:
+                raise TricoError(
+                    f"per-layer scheme: layer indices must be distinct integers >= 0, got {idx!r}"
+                )
+            seen.add(idx)
+
+    @classmethod
+    def parse(cls, base: str | SchemeLike, overrides: dict[int, str | SchemeLike]) -> PerLayerScheme:
+        """Build from names: PerLayerScheme.parse('int4-g128', {0: 'int8', 31: 'int8'})."""
+        return cls(
+            resolve_scheme(base), tuple(sorted((int(i), resolve_scheme(s)) for i, s in overrides.items()))
+        )
+
+    @property
+    def name(self) -> str:
+        """Base name plus the overridden layers, e.g. 'int4-rtn-g128+L0,31:int8'."""
+        by: dict[str, list[int]] = {}
+        for idx, s in self.overrides:
+            by.setdefault(s.name, []).append(idx)
+        extra = ";".join(f"L{','.join(map(str, idxs))}:{n}" for n, idxs in by.items())
+        return self.base.name + (f"+{extra}" if extra else "")
+
+    @property
+    def weight_bits(self) -> float:
+        """The base scheme's code bits."""
+        return self.base.weight_bits
+
+    @property
+    def group_size(self) -> int:
+        """The base scheme's group size."""
+        return self.base.group_size
+
+    @property
+    def act_bits(self) -> int:
+        """The base scheme's activation bits."""
+        return self.base.act_bits
+
+    @property
+    def kv_bits(self) -> int:
+        """The base scheme's KV-cache bits."""
+        return self.base.kv_bits
+
+    @property
+    def quantize_head(self) -> bool:
+        """Whether lm_head follows the base scheme."""
+        return bool(getattr(self.base, "quantize_head", False))
+
+    def bits_per_weight(self, in_features: int) -> float:
+        """The base scheme's stored bits per weight."""
+        return self.base.bits_per_weight(in_features)
+
+    def layer_groups(self, n_layers: int) -> list[tuple[SchemeLike, int]]:
+        """(scheme, number of layers) pairs covering all n_layers layers."""
+        if any(idx >= n_layers for idx, _ in self.overrides):
+            raise TricoError(f"per-layer scheme {self.name}: a layer index is >= n_layers={n_layers}")
+        counts: dict[int, tuple[SchemeLike, int]] = {
+            id(self.base): (self.base, n_layers - len(self.overrides))
+        }
+        for _, s in self.overrides:
+            prev = counts.get(id(s), (s, 0))
+            counts[id(s)] = (s, prev[1] + 1)
+        return [(s, n) for s, n in counts.values() if n > 0]
+
+
+def layer_groups(scheme: SchemeLike, n_layers: int) -> list[tuple[SchemeLike, int]]:
+    """How many decoder layers run each scheme (one group unless the scheme is per-layer)."""
+    groups = getattr(scheme, "layer_groups", None)
+    return groups(n_layers) if callable(groups) else [(scheme, n_layers)]

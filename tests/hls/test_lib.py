@@ -149,6 +149,13 @@ def test_silu_gate(case: dict, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_unfused_silu_and_mul(case: dict, mode: str) -> None:
+    g, u = case["f"]["g"].astype(np.float64), case["f"]["u"]
+    assert _rel(case["out"](f"silu_{mode}", K), g / (1 + np.exp(-g))) < TOL[mode]
+    assert _rel(case["out"](f"mul_{mode}", K), g * u) < TOL[mode]
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
 def test_fork_then_add(case: dict, mode: str) -> None:
     assert _rel(case["out"](f"fork_add_{mode}", K), 2 * case["f"]["x"]) < TOL[mode]
 

@@ -49,7 +49,7 @@ def compile_cpp(sources: list[Path], binary: Path, opt: str = "-O2", timeout: fl
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        errors = [ln for ln in proc.stderr.splitlines() if "error" in ln]
+        errors = [ln for ln in proc.stderr.splitlines() if ": error" in ln or ": fatal error" in ln]
         shown = "\n".join((errors or proc.stderr.splitlines())[:8])
         raise TricoError(f"g++ failed to compile {', '.join(s.name for s in sources)}:\n{shown}")
     return binary

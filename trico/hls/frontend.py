@@ -58,7 +58,7 @@ class KVAttention(nn.Module):
         rep = q.shape[1] // keys.shape[0]
         keys, values = keys.repeat_interleave(rep, 0), values.repeat_interleave(rep, 0)
         raw = torch.einsum("hd,htd->ht", q[0, :, 0].float(), keys)
-        self.score_absmax = max(self.score_absmax, float(raw.abs().max()))
+        self.score_absmax = max(self.score_absmax, float(raw.detach().abs().max()))
         p = torch.softmax(raw / q.shape[-1] ** 0.5, dim=-1)
         return torch.einsum("ht,htd->hd", p, values)[None, :, None, :].to(q.dtype)
 

@@ -285,8 +285,8 @@ LAYER_FLOW: list[str] = [
     "fuse_silu_gate",
     "fuse_residual_add",
     "assign_precision",
-    "assign_parallelism",
     "insert_forks",
+    "assign_parallelism",
     "assign_streams",
 ]
 """The passes `compile` runs, in order."""

@@ -100,6 +100,12 @@ static void run_all(const std::string &sfx) {
     silu_gate<T, T, T, K>(gg, uu, gy);
     writev("silu_gate_" + sfx, gy, K);
 
+    T sg[K], prod[K];
+    silu<T, T, K>(gg, sg);
+    writev("silu_" + sfx, sg, K);
+    mul<T, T, T, K>(gg, uu, prod);
+    writev("mul_" + sfx, prod, K);
+
     T fa[K], fb[K], sum[K];
     fork2<T, K>(x, fa, fb);
     add<T, T, T, K>(fa, fb, sum);

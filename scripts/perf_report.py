@@ -275,8 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     results = ROOT / "benchmarks" / "results"
-    fit_files = args.fit or sorted(
-        f for f in glob.glob(str(results / "*.json")) if not Path(f).name.startswith("perf-validation-")
+    # The fitting set and the held-out set should come from the same engine build: prefer the fitting half
+    # of the validation run; otherwise every other result file.
+    fit_files = (
+        args.fit
+        or sorted(glob.glob(str(results / "perf-fit-*.json")))
+        or sorted(
+            f for f in glob.glob(str(results / "*.json")) if not Path(f).name.startswith("perf-validation-")
+        )
     )
     val_files = (
         args.validate if args.validate is not None else sorted(glob.glob(str(results / VALIDATION_GLOB)))

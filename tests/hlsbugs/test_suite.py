@@ -41,6 +41,9 @@ def test_goldens_agree_with_independent_references(suite):
     g = dump(suite["crc32"].golden)
     data = np.array(g["data"], dtype=np.uint8).reshape(4, 32)
     assert g["crc_out"] == [float(zlib.crc32(row.tobytes())) for row in data]
+    g = dump(suite["adler32"].golden)
+    data = np.array(g["data"], dtype=np.uint8).reshape(4, 64)
+    assert g["sum"] == [float(zlib.adler32(row.tobytes())) for row in data]
     g = dump(suite["oddeven_sort"].golden)
     assert g["out"] == sorted(g["in"])
     g = dump(suite["prefix_sum"].golden)

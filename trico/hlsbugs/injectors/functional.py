@@ -86,7 +86,7 @@ def use(d: Design) -> list[Mutation]:
                 continue  # the test bench's call must still compile
         elif holder.type != "type_descriptor":
             continue
-        if not _sign_matters(holder):
+        if not _sign_matters(holder, _type_width(text(node))):
             continue
         signed = _SIGNED[text(node)]
         out.append(
@@ -97,14 +97,25 @@ def use(d: Design) -> list[Mutation]:
     return out
 
 
-_WIDE = ("int", "long", "float", "double", "int32_t", "int64_t", "uint64_t", "unsigned")
+_WIDTH = {
+    "char": 8, "signed char": 8, "unsigned char": 8, "int8_t": 8, "uint8_t": 8,
+    "short": 16, "unsigned short": 16, "int16_t": 16, "uint16_t": 16,
+    "int": 32, "unsigned": 32, "unsigned int": 32, "int32_t": 32, "uint32_t": 32,
+    "long": 64, "long long": 64, "int64_t": 64, "uint64_t": 64,
+    "float": 99, "double": 99,
+}  # fmt: skip
 
 
-def _sign_matters(holder) -> bool:
+def _type_width(type_text: str) -> int:
+    return _WIDTH.get(" ".join(w for w in type_text.split() if w not in ("const", "volatile")), 0)
+
+
+def _sign_matters(holder, width: int) -> bool:
     """Whether a value of this type reaches an operation whose result depends on its sign bit.
 
-    Right shifts, comparisons, division and remainder, array indexing and widening casts see the sign;
-    bitwise logic and same-width stores do not, so those sites would only yield equivalent mutants.
+    Right shifts, comparisons, division and remainder, array indexing and widening conversions see
+    the sign, and so does integer promotion in arithmetic when the type is narrower than int; bitwise
+    logic and same-width stores do not, so those sites would only yield equivalent mutants.
     """
     if holder.type == "type_descriptor":
         uses = [holder.parent]
@@ -124,11 +135,13 @@ def _sign_matters(holder) -> bool:
                 op == ">>" and parent.child_by_field_name("left") == use
             ):
                 return True
+            if op in ("+", "-", "*") and width < 32:
+                return True
         if parent.type == "assignment_expression" and text(parent.child_by_field_name("operator")) == ">>=":
             return True
         if parent.type == "subscript_argument_list":
             return True
-        if parent.type == "cast_expression" and text(parent.child_by_field_name("type")).startswith(_WIDE):
+        if parent.type == "cast_expression" and _type_width(text(parent.child_by_field_name("type"))) > width:
             return True
     return False
 

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats=args.repeats,
         baseline_batches=args.baseline_batches,
         log=lambda s: print(s, flush=True),
+        out=args.out,
     )
     path = write_results(results, args.out)
     print(f"\nwrote {len(results)} results to {path}\n")

@@ -292,7 +292,7 @@ def bench_decode(
         "ms_per_token": 1e3 / steps_s,
         "bytes_per_step": step_bytes,
         "achieved_GBps": step_bytes * steps_s / 1e9,
-        "decode_mode": mode,
+        "decode_mode": mode if device.type == "cuda" else "eager (cpu)",
         "warmup_s": warm_s,
         "allocs_in_decode_loop": allocs,
         "peak_mem_GiB": peak,
@@ -406,6 +406,7 @@ def run(
     repeats: int = 3,
     baseline_batches: list[int] | None = None,
     log: Callable[[str], None] = print,
+    out: str | Path | None = None,
 ) -> list[dict]:
     """Every configuration of the grid; one result dict each (BENCH.md fields + context, ttft_ms...)."""
     env = environment(device)
@@ -460,6 +461,8 @@ def run(
                         )
                         results.append(r)
                         log(_row(r))
+                        if out:  # written as it goes, so a run cut short keeps what it measured
+                            write_results(results, out)
             if prefill:
                 try:
                     r = bench_prefill(model, prefill, repeats, device)
@@ -469,6 +472,8 @@ def run(
                     r["mfu"] = r["TFLOPs"] / mm_tflops if mm_tflops else None
                     results.append(r)
                     log(_row(r))
+                    if out:
+                        write_results(results, out)
                 except Exception as exc:
                     log(f"FAILED prefill {model_name} {fmt_name}: {type(exc).__name__}: {exc}")
             restore_linears(model, originals)

@@ -66,6 +66,15 @@ def _concat_rows(mods: list[nn.Module]) -> nn.Module | None:
     return fused
 
 
+def _project(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A projection; dense bf16/fp16 ones go through the kernel dispatcher (Triton GEMV or cuBLAS)."""
+    if type(mod) is nn.Linear and mod.bias is None:
+        from trico.kernels.dispatch import dense_forward
+
+        return dense_forward(mod.weight, x)
+    return mod(x)
+
+
 class FusedDecoderLayer(nn.Module):
     """A DecoderLayer whose CUDA forward uses fused kernels; CPU forward is the original one."""
 
@@ -105,10 +114,10 @@ class FusedDecoderLayer(nn.Module):
         hd, nq, nkv = attn.head_dim, attn.n_heads, attn.n_kv_heads
         xn, _ = rmsnorm(x.contiguous(), self.input_layernorm.weight, self.input_layernorm.eps)
         if qkv_proj is not None:
-            qkv = qkv_proj(xn)
+            qkv = _project(qkv_proj, xn)
             q_, k_, v = qkv.split([nq * hd, nkv * hd, nkv * hd], dim=-1)
         else:
-            q_, k_, v = attn.q_proj(xn), attn.k_proj(xn), attn.v_proj(xn)
+            q_, k_, v = _project(attn.q_proj, xn), _project(attn.k_proj, xn), _project(attn.v_proj, xn)
         q = rope(q_.view(b, t, nq, hd), cos, sin)
         k = rope(k_.view(b, t, nkv, hd), cos, sin)
         v = v.view(b, t, nkv, hd)
@@ -119,7 +128,7 @@ class FusedDecoderLayer(nn.Module):
             )
         else:
             o = cache.attend(attn.layer_idx, q, k, v, input_pos)
-        o = attn.o_proj(o.transpose(1, 2).reshape(b, t, attn.n_heads * attn.head_dim))
+        o = _project(attn.o_proj, o.transpose(1, 2).reshape(b, t, attn.n_heads * attn.head_dim))
         hn, h = rmsnorm(
             o.contiguous(),
             self.post_attention_layernorm.weight,
@@ -127,10 +136,10 @@ class FusedDecoderLayer(nn.Module):
             residual=x.contiguous(),
         )
         if gu_proj is not None:
-            act = silu_mul_packed(gu_proj(hn))
+            act = silu_mul_packed(_project(gu_proj, hn))
         else:
-            act = silu_mul(mlp.gate_proj(hn), mlp.up_proj(hn))
-        return h + mlp.down_proj(act)
+            act = silu_mul(_project(mlp.gate_proj, hn), _project(mlp.up_proj, hn))
+        return h + _project(mlp.down_proj, act)
 
 
 def fuse_model_(model: Transformer) -> Transformer:

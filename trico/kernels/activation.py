@@ -30,7 +30,6 @@ if triton is not None:
         s = (gf / (1.0 + tl.exp(-gf))).to(g.dtype)  # torch rounds silu to the dtype before the product
         tl.store(y_ptr + offs, (s.to(tl.float32) * u.to(tl.float32)).to(g.dtype), mask=mask)
 
-
     @triton.jit
     def _silu_mul_packed_kernel(gu_ptr, y_ptr, H, BLOCK: tl.constexpr):
         row = tl.program_id(0)

@@ -43,7 +43,29 @@ def qlinear_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     if x2.shape[0] <= DECODE_MAX_ROWS:
-        y = qk.qmm(x2, pw)
+        y = qk.qmm(x2, pw, qk.tuned_config(x2, pw) or qk.default_config(pw, x2.shape[0]))
     else:
         y = F.linear(x2, qk.dequantize(pw, x2.dtype))
     return y.view(*lead, module.out_features)
+
+
+_DENSE_VIEWS: dict[tuple, qk.PackedWeight] = {}
+
+
+def dense_forward(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """y = x @ weight^T for a bf16/fp16 weight: the Triton GEMV where it measured faster, else cuBLAS."""
+    if not (x.is_cuda and kernels_enabled() and qk.triton is not None) or weight.dtype != x.dtype:
+        return F.linear(x, weight)
+    x2 = x.reshape(-1, x.shape[-1])
+    if x2.shape[0] > DECODE_MAX_ROWS or x2.stride(-1) != 1 or not weight.is_contiguous():
+        return F.linear(x, weight)
+    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype)
+    pw = _DENSE_VIEWS.get(key)
+    if pw is None:
+        pw = _DENSE_VIEWS[key] = qk.pack_for_kernel(
+            weight, None, None, "bf16", weight.shape[1], weight.shape[1]
+        )
+    cfg = qk.tuned_config(x2, pw)
+    if cfg is None:
+        return F.linear(x, weight)
+    return qk.qmm(x2, pw, cfg).view(*x.shape[:-1], weight.shape[0])

@@ -159,7 +159,9 @@ if triton is not None:
                 mul = tl.where(
                     offs_p == 0,
                     65536,
-                    tl.where(offs_p == 1, 21846, tl.where(offs_p == 2, 7282, tl.where(offs_p == 3, 2428, 810))),
+                    tl.where(
+                        offs_p == 1, 21846, tl.where(offs_p == 2, 7282, tl.where(offs_p == 3, 2428, 810))
+                    ),
                 )
                 q = (uu * mul[None, None, :]) >> 16
                 c = q - 3 * ((q * 21846) >> 16)
@@ -210,6 +212,8 @@ if triton is not None:
         mask_n = offs_n < N
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
         xsum = tl.zeros([BLOCK_M], dtype=tl.float32)
+        acc2 = tl.zeros([BLOCK_N, BLOCK_J], dtype=tl.float32)
+        xs2 = tl.zeros([BLOCK_J], dtype=tl.float32)
         per_split = tl.cdiv(tl.cdiv(KU, SPLIT_K), BLOCK_J) * BLOCK_J
         j_lo = pid_k * per_split
         j_hi = tl.minimum(j_lo + per_split, KU)
@@ -231,34 +235,47 @@ if triton is not None:
                 m3 = mask_n[:, None, None] & kmask[None, :, :]
                 f = f * tl.load(s_ptr + sidx3, mask=m3, other=0.0).to(tl.float32)
             if USE_DOT:
-                xv = tl.load(
-                    x_ptr + offs_m[:, None, None] * stride_xm + k2[None, :, :],
-                    mask=mask_m[:, None, None] & kmask[None, :, :],
-                    other=0.0,
-                )
+                if P == P_PAD:  # codes of consecutive units are consecutive k: one dense 2-D tile of x
+                    kk = j0 * P + tl.arange(0, BLOCK_J * P_PAD)
+                    x2 = tl.load(
+                        x_ptr + offs_m[:, None] * stride_xm + kk[None, :],
+                        mask=mask_m[:, None] & (kk < tl.minimum(j_hi * P, K))[None, :],
+                        other=0.0,
+                    )
+                else:
+                    xv = tl.load(
+                        x_ptr + offs_m[:, None, None] * stride_xm + k2[None, :, :],
+                        mask=mask_m[:, None, None] & kmask[None, :, :],
+                        other=0.0,
+                    )
+                    x2 = tl.reshape(xv, [BLOCK_M, BLOCK_J * P_PAD])
                 if SCALE_MODE == 2:
                     f = f * su[:, :, None]
                     if HAS_MIN:
                         f = f + mu[:, :, None]
-                x2 = tl.reshape(xv, [BLOCK_M, BLOCK_J * P_PAD])
                 w2 = tl.reshape(f, [BLOCK_N, BLOCK_J * P_PAD])
                 if DOT_F32:
                     acc += tl.dot(x2.to(tl.float32), tl.trans(w2))
                 else:
                     acc += tl.dot(x2, tl.trans(w2.to(x2.dtype)))
                 if SCALE_MODE == 1 and HAS_MIN:
-                    xsum += tl.sum(tl.sum(xv.to(tl.float32), axis=2), axis=1)
+                    xsum += tl.sum(x2.to(tl.float32), axis=1)
             else:
-                # M == 1: reduce the codes of a unit first, then scale once per unit.
+                # M == 1: reduce the codes of a unit in-thread, scale once per unit, and keep the
+                # [BN, BJ] partial sums until after the loop (one cross-thread reduction in total).
                 xv = tl.load(x_ptr + k2, mask=kmask, other=0.0).to(tl.float32)  # [BJ, P_PAD]
                 part = tl.sum(f * xv[None, :, :], axis=2)  # [BN, BJ]
                 if SCALE_MODE == 2:
                     part = part * su
                     if HAS_MIN:
                         part += mu * tl.sum(xv, axis=1)[None, :]
-                acc += tl.sum(part, axis=1)[None, :]
+                acc2 += part
                 if SCALE_MODE == 1 and HAS_MIN:
-                    xsum += tl.sum(tl.sum(xv, axis=1), axis=0)
+                    xs2 += tl.sum(xv, axis=1)
+        if not USE_DOT:
+            acc += tl.sum(acc2, axis=1)[None, :]
+            if SCALE_MODE == 1 and HAS_MIN:
+                xsum += tl.sum(xs2, axis=0)
         if SCALE_MODE == 1:
             s = tl.load(s_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
             acc = acc * s[None, :]
@@ -409,6 +426,72 @@ def default_config(pw: PackedWeight, m: int, n_sm: int = 132) -> GemvConfig:
     while tiles * split_k < 2 * n_sm and split_k < 8 and pw.ku // (split_k * 2) >= 64:
         split_k *= 2
     return GemvConfig(block_n, block_kb, split_k)
+
+
+_TUNED: dict[tuple, GemvConfig | None] = {}
+"""Fastest measured launch shape per (format, shape, rows) on this GPU; None means cuBLAS (float W)."""
+
+
+def candidates(m: int) -> list[GemvConfig]:
+    """Launch shapes tried by tuned_config (M == 1: broadcast-FMA GEMV; M > 1: tensor-core tiles)."""
+    if m == 1:
+        return [
+            GemvConfig(8, 256, 1),
+            GemvConfig(8, 512, 1),
+            GemvConfig(4, 512, 1),
+            GemvConfig(16, 256, 1),
+            GemvConfig(8, 256, 2),
+            GemvConfig(4, 256, 1, num_warps=2),
+            GemvConfig(8, 512, 1, num_warps=8),
+        ]
+    return [
+        GemvConfig(32, 128, 1),
+        GemvConfig(16, 128, 1),
+        GemvConfig(64, 64, 1),
+        GemvConfig(32, 128, 2),
+        GemvConfig(16, 128, 2),
+        GemvConfig(16, 256, 1),
+    ]
+
+
+def _time_ms(fn, reps: int = 10) -> float:  # noqa: ANN001 - a no-argument callable
+    for _ in range(2):
+        fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / reps
+
+
+def tuned_config(x: torch.Tensor, pw: PackedWeight) -> GemvConfig | None:
+    """The fastest candidate for this weight and x's row count, measured once per process.
+
+    Never measures while a CUDA graph is being captured (the default shape is used then); graph
+    capture in trico.engine warms the step up first, so the tuned shape is what gets captured.
+    For float weights cuBLAS competes too (None = F.linear wins).
+    """
+    m = x.shape[0]
+    bucket = 1 if m == 1 else max(16, triton.next_power_of_2(m))
+    key = (pw.fmt, pw.n, pw.k, pw.group_size, pw.mins is not None, pw.stride_sn == 0, bucket, x.dtype)
+    if key in _TUNED:
+        return _TUNED[key]
+    if INTERPRET or not x.is_cuda or torch.cuda.is_current_stream_capturing():
+        return default_config(pw, m)
+    best, best_ms = default_config(pw, m), float("inf")
+    for cfg in candidates(m):
+        try:
+            ms = _time_ms(lambda c=cfg: qmm(x, pw, c))
+        except Exception:  # a shape this GPU's compiler refuses (registers, shared memory) is skipped
+            continue
+        if ms < best_ms:
+            best, best_ms = cfg, ms
+    if SPECS[pw.fmt].fid == 0 and _time_ms(lambda: torch.nn.functional.linear(x, pw.units)) < best_ms:
+        best = None
+    _TUNED[key] = best
+    return best
 
 
 def _block_j(pw: PackedWeight, block_kb: int) -> int:

@@ -23,11 +23,11 @@ def rope_reference(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tor
 if triton is not None:
 
     @triton.jit
-    def _rope_kernel(x_ptr, cos_ptr, sin_ptr, y_ptr, H, T, stride_tok, HALF: tl.constexpr):
+    def _rope_kernel(x_ptr, cos_ptr, sin_ptr, y_ptr, H, T, stride_b, stride_t, HALF: tl.constexpr):
         row = tl.program_id(0)  # over B * T * H rows; x rows may be strided per token (fused QKV)
         tok = row // H
         t = tok % T
-        xrow = x_ptr + tok * stride_tok + (row % H) * 2 * HALF
+        xrow = x_ptr + (tok // T) * stride_b + t * stride_t + (row % H) * 2 * HALF
         offs = tl.arange(0, HALF)
         x1 = tl.load(xrow + offs).to(tl.float32)
         x2 = tl.load(xrow + HALF + offs).to(tl.float32)
@@ -47,10 +47,10 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     assert cos.is_contiguous() and sin.is_contiguous()
     assert cos.dtype == torch.float32 and sin.dtype == torch.float32, "cos/sin tables are fp32"
     b, t, h, d = x.shape
-    assert x.stride(3) == 1 and x.stride(2) == d and x.stride(0) == t * x.stride(1), "heads must be dense"
+    assert x.stride(3) == 1 and x.stride(2) == d, "heads must be dense within a token"
     assert cos.shape == (t, d) and d % 2 == 0 and (d // 2) & (d // 2 - 1) == 0, (
         "head_dim/2 must be a power of 2"
     )
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    _rope_kernel[(b * h * t,)](x, cos, sin, y, h, t, x.stride(1), HALF=d // 2, num_warps=1)
+    _rope_kernel[(b * h * t,)](x, cos, sin, y, h, t, x.stride(0), x.stride(1), HALF=d // 2, num_warps=1)
     return y

@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "trico.cli.plan",
     "trico.cli.hlsbugs",
     "trico.cli.hls",
+    "trico.cli.bench",
 ]
 
 

@@ -15,4 +15,8 @@ def make_generator(loaded: LoadedModel, max_len: int, params: SamplingParams | N
     max_len = min(max_len, loaded.config.max_seq_len)
     cache_factory = loaded.extra.get("cache_factory", StaticKVCache)
     cache = cache_factory(loaded.config, 1, max_len, dtype=weight.dtype, device=weight.device)
-    return Generator(model, cache, Sampler(params, device=weight.device))
+    gen = Generator(model, cache, Sampler(params, device=weight.device))
+    from trico.engine.cuda_graphs import enable_fast_decode
+
+    enable_fast_decode(gen)  # CUDA: fused layers + graph-captured decode step; CPU: unchanged
+    return gen

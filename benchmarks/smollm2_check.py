@@ -45,6 +45,23 @@ def greedy(model, config, prompt_ids: list[int], n: int, fast: bool, kv8: bool, 
     return list(gen.generate(prompt_ids, n))
 
 
+def forced(model, config, prompt_ids: list[int], ref: list[int], kv8: bool, device: str) -> list[int]:  # noqa: ANN001
+    """Fast-path argmax at every step when fed the reference continuation (teacher forcing)."""
+    cache_cls = StaticKVCache
+    if kv8:
+        from trico.engine.kv_cache_int8 import Int8KVCache
+
+        cache_cls = Int8KVCache
+    cache = cache_cls(config, 1, len(prompt_ids) + len(ref) + 4, dtype=torch.bfloat16, device=device)
+    gen = Generator(model, cache, Sampler(device=device))
+    enable_fast_decode(gen, "graph")
+    preds = [int(gen.prefill(torch.tensor([prompt_ids]))[0])]
+    for tok in ref[:-1]:
+        gen.token_buf.fill_(tok)
+        preds.append(int(gen.decode()[0]))
+    return preds
+
+
 def main() -> int:
     """Run every scheme, print a line each, write the JSON; exit 1 if any continuation differs."""
     p = argparse.ArgumentParser()

@@ -59,6 +59,17 @@ def compiled_step(step: Step) -> Step:
     return torch.compile(step, mode="reduce-overhead", fullgraph=False)
 
 
+def _without_trico_kernels(step: Step) -> Step:
+    """The step called with trico's CUDA kernels switched off (so a compiled step traces plain torch)."""
+    from trico.kernels import torch_reference
+
+    def run(token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        with torch_reference():
+            return step(token, pos)
+
+    return run
+
+
 def enable_fast_decode(generator, mode: str = "graph") -> None:  # noqa: ANN001 - trico.engine.generator.Generator
     """Put a Generator's decode step on the CUDA fast path: fused layers plus graph (or compile) mode.
 
@@ -66,13 +77,16 @@ def enable_fast_decode(generator, mode: str = "graph") -> None:  # noqa: ANN001 
     """
     if generator.device.type != "cuda":
         return
+    if mode == "compile":
+        # The alternative engine: inductor compiles the plain torch model (its own fused Triton
+        # kernels) and captures CUDA graphs itself; trico's kernels stay out of the traced code.
+        generator.decode_step = _without_trico_kernels(compiled_step(generator._decode_step))
+        return
     from trico.engine.fused import fuse_model_
 
     fuse_model_(generator.model)
     if mode == "graph":
         sampler_gen = getattr(generator.sampler, "generator", None)
         generator.decode_step = GraphedDecodeStep(generator._decode_step, (sampler_gen,))
-    elif mode == "compile":
-        generator.decode_step = compiled_step(generator._decode_step)
     elif mode != "eager":
         raise ValueError(f"unknown decode mode {mode!r} (graph, compile or eager)")

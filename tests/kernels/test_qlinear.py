@@ -96,3 +96,12 @@ def test_qmm_float_weights():
     pw = pack_for_kernel(w.to(DEV), None, None, "bf16", 64, 64)
     got = qmm(x.to(DEV), pw, GemvConfig(block_n=16, block_kb=32, split_k=1)).cpu()
     assert _rel(got, x.float() @ w.float().t()) <= 1e-2
+
+
+@pytest.mark.parametrize("fmt,n,k,group,sym", [c for c in CASES if c[0] != "tern1.6"])
+def test_qmm_repeated_load_variant(fmt, n, k, group, sym):
+    q, s, m = random_packed(fmt, n, k, group, sym, seed=11)
+    x = torch.randn(3, k, generator=torch.Generator().manual_seed(8)).to(torch.bfloat16)
+    pw = pack_for_kernel(*_dev(q, s, m), fmt, group, k)
+    got = qmm(x.to(DEV), pw, GemvConfig(block_n=16, block_kb=16, split_k=1, dup=True)).cpu()
+    assert _rel(got, qlinear_reference(x, q, s, m, fmt, group, k)) <= 1e-2

@@ -136,40 +136,42 @@ if triton is not None:
         return u
 
     @triton.jit
-    def _codes(u, offs_p, FID: tl.constexpr, OFFSET: tl.constexpr):
-        """Units [BN, BJ] -> codes minus OFFSET as fp32 [BN, BJ, P_PAD] (code p of unit j is k = P*j + p).
+    def _codes_bc(uu, pp, FID: tl.constexpr, OFFSET: tl.constexpr):
+        """Code pp of units uu (broadcastable int32 tensors) minus OFFSET, as fp32.
 
         Integer codes become floats through the exponent trick (c | 0x4B000000 read as fp32 is
         2^23 + c), which costs one logic op and one add instead of a slow int-to-float conversion.
         """
-        uu = u[:, :, None]
         if FID == 0:
-            f = uu.to(tl.float32) + offs_p[None, None, :] * 0.0
+            f = uu.to(tl.float32) + pp * 0.0
         else:
             if FID == 1:
-                c = (uu + 128) + offs_p[None, None, :] * 0  # signed int8 -> 0..255, offset 128 below
+                c = (uu + 128) + pp * 0  # signed int8 -> 0..255, offset 128 below
             elif FID == 3:
-                c = (uu >> (offs_p * 4)[None, None, :]) & 15
+                c = (uu >> (pp * 4)) & 15
             elif FID == 4:
-                c = (uu >> (offs_p * 2)[None, None, :]) & 3
+                c = (uu >> (pp * 2)) & 3
             elif FID == 5:
-                c = (uu >> (offs_p * 3)[None, None, :]) & 7
+                c = (uu >> (pp * 3)) & 7
             elif FID == 6:
                 # digit p of a base-3 byte: (b // 3^p) % 3 by multiply-shift (exact for b <= 242)
                 mul = tl.where(
-                    offs_p == 0,
+                    pp == 0,
                     65536,
-                    tl.where(
-                        offs_p == 1, 21846, tl.where(offs_p == 2, 7282, tl.where(offs_p == 3, 2428, 810))
-                    ),
+                    tl.where(pp == 1, 21846, tl.where(pp == 2, 7282, tl.where(pp == 3, 2428, 810))),
                 )
-                q = (uu * mul[None, None, :]) >> 16
+                q = (uu * mul) >> 16
                 c = q - 3 * ((q * 21846) >> 16)
             else:
-                c = uu + offs_p[None, None, :] * 0
+                c = uu + pp * 0
             bias = 8388608.0 + OFFSET + (128 if FID == 1 else 0)
             f = (c | 0x4B000000).to(tl.float32, bitcast=True) - bias
         return f
+
+    @triton.jit
+    def _codes(u, offs_p, FID: tl.constexpr, OFFSET: tl.constexpr):
+        """Units [BN, BJ] -> codes minus OFFSET as fp32 [BN, BJ, P_PAD] (code p of unit j is k = P*j + p)."""
+        return _codes_bc(u[:, :, None], offs_p[None, None, :], FID, OFFSET)
 
     @triton.jit
     def _qmm_kernel(
@@ -199,6 +201,8 @@ if triton is not None:
         SPLIT_K: tl.constexpr,
         USE_DOT: tl.constexpr,
         DOT_F32: tl.constexpr,
+        DUP: tl.constexpr,
+        BLOCK_IN_GROUP: tl.constexpr,
     ):
         # SCALE_MODE: 0 no scales (float W), 1 one scale per row (applied to the accumulator),
         # 2 one scale per unit (group a multiple of P), 3 one scale per code (tern1.6 groups).
@@ -218,60 +222,90 @@ if triton is not None:
         j_lo = pid_k * per_split
         j_hi = tl.minimum(j_lo + per_split, KU)
         for j0 in range(j_lo, j_hi, BLOCK_J):
-            offs_j = j0 + tl.arange(0, BLOCK_J)
-            mask_j = offs_j < j_hi
-            wmask = mask_n[:, None] & mask_j[None, :]
-            u = _load_units(w_ptr, offs_n, offs_j, wmask, stride_wn, FID)
-            f = _codes(u, offs_p, FID, OFFSET)  # [BN, BJ, P_PAD]
-            k2 = offs_j[:, None] * P + offs_p[None, :]  # [BJ, P_PAD]
-            kmask = mask_j[:, None] & (offs_p < P)[None, :] & (k2 < K)
-            if SCALE_MODE == 2:
-                sidx = offs_n[:, None] * stride_sn + (offs_j * P // G)[None, :]
-                su = tl.load(s_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
-                if HAS_MIN:
-                    mu = tl.load(m_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
-            if SCALE_MODE == 3:
-                sidx3 = offs_n[:, None, None] * stride_sn + (k2 // G)[None, :, :]
-                m3 = mask_n[:, None, None] & kmask[None, :, :]
-                f = f * tl.load(s_ptr + sidx3, mask=m3, other=0.0).to(tl.float32)
-            if USE_DOT:
-                if P == P_PAD:  # codes of consecutive units are consecutive k: one dense 2-D tile of x
-                    kk = j0 * P + tl.arange(0, BLOCK_J * P_PAD)
-                    x2 = tl.load(
-                        x_ptr + offs_m[:, None] * stride_xm + kk[None, :],
-                        mask=mask_m[:, None] & (kk < tl.minimum(j_hi * P, K))[None, :],
-                        other=0.0,
-                    )
-                else:
-                    xv = tl.load(
-                        x_ptr + offs_m[:, None, None] * stride_xm + k2[None, :, :],
-                        mask=mask_m[:, None, None] & kmask[None, :, :],
-                        other=0.0,
-                    )
-                    x2 = tl.reshape(xv, [BLOCK_M, BLOCK_J * P_PAD])
-                if SCALE_MODE == 2:
-                    f = f * su[:, :, None]
+            if DUP:
+                # Tensor-core variant without a reshape: every code loads its unit (repeated
+                # addresses hit L1), so the weight tile is built directly in K order [BN, BK].
+                kk = j0 * P + tl.arange(0, BLOCK_J * P)
+                kmask1 = kk < tl.minimum(j_hi * P, K)
+                m2 = mask_n[:, None] & kmask1[None, :]
+                u2 = _load_units(w_ptr, offs_n, kk // P, m2, stride_wn, FID)
+                f2 = _codes_bc(u2, (kk % P)[None, :], FID, OFFSET)
+                if SCALE_MODE == 2 and BLOCK_IN_GROUP:
+                    sidx1 = offs_n * stride_sn + (j0 * P) // G
+                    f2 = f2 * tl.load(s_ptr + sidx1, mask=mask_n, other=0.0).to(tl.float32)[:, None]
                     if HAS_MIN:
-                        f = f + mu[:, :, None]
-                w2 = tl.reshape(f, [BLOCK_N, BLOCK_J * P_PAD])
+                        f2 = f2 + tl.load(m_ptr + sidx1, mask=mask_n, other=0.0).to(tl.float32)[:, None]
+                elif SCALE_MODE >= 2:
+                    sidx2 = offs_n[:, None] * stride_sn + (kk // G)[None, :]
+                    f2 = f2 * tl.load(s_ptr + sidx2, mask=m2, other=0.0).to(tl.float32)
+                    if HAS_MIN:
+                        f2 = f2 + tl.load(m_ptr + sidx2, mask=m2, other=0.0).to(tl.float32)
+                x2 = tl.load(
+                    x_ptr + offs_m[:, None] * stride_xm + kk[None, :],
+                    mask=mask_m[:, None] & kmask1[None, :],
+                    other=0.0,
+                )
                 if DOT_F32:
-                    acc += tl.dot(x2.to(tl.float32), tl.trans(w2))
+                    acc += tl.dot(x2.to(tl.float32), tl.trans(f2))
                 else:
-                    acc += tl.dot(x2, tl.trans(w2.to(x2.dtype)))
+                    acc += tl.dot(x2, tl.trans(f2.to(x2.dtype)))
                 if SCALE_MODE == 1 and HAS_MIN:
                     xsum += tl.sum(x2.to(tl.float32), axis=1)
             else:
-                # M == 1: reduce the codes of a unit in-thread, scale once per unit, and keep the
-                # [BN, BJ] partial sums until after the loop (one cross-thread reduction in total).
-                xv = tl.load(x_ptr + k2, mask=kmask, other=0.0).to(tl.float32)  # [BJ, P_PAD]
-                part = tl.sum(f * xv[None, :, :], axis=2)  # [BN, BJ]
+                offs_j = j0 + tl.arange(0, BLOCK_J)
+                mask_j = offs_j < j_hi
+                wmask = mask_n[:, None] & mask_j[None, :]
+                u = _load_units(w_ptr, offs_n, offs_j, wmask, stride_wn, FID)
+                f = _codes(u, offs_p, FID, OFFSET)  # [BN, BJ, P_PAD]
+                k2 = offs_j[:, None] * P + offs_p[None, :]  # [BJ, P_PAD]
+                kmask = mask_j[:, None] & (offs_p < P)[None, :] & (k2 < K)
                 if SCALE_MODE == 2:
-                    part = part * su
+                    sidx = offs_n[:, None] * stride_sn + (offs_j * P // G)[None, :]
+                    su = tl.load(s_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
                     if HAS_MIN:
-                        part += mu * tl.sum(xv, axis=1)[None, :]
-                acc2 += part
-                if SCALE_MODE == 1 and HAS_MIN:
-                    xs2 += tl.sum(xv, axis=1)
+                        mu = tl.load(m_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
+                if SCALE_MODE == 3:
+                    sidx3 = offs_n[:, None, None] * stride_sn + (k2 // G)[None, :, :]
+                    m3 = mask_n[:, None, None] & kmask[None, :, :]
+                    f = f * tl.load(s_ptr + sidx3, mask=m3, other=0.0).to(tl.float32)
+                if USE_DOT:
+                    if P == P_PAD:  # codes of consecutive units are consecutive k: one dense 2-D tile of x
+                        kk = j0 * P + tl.arange(0, BLOCK_J * P_PAD)
+                        x2 = tl.load(
+                            x_ptr + offs_m[:, None] * stride_xm + kk[None, :],
+                            mask=mask_m[:, None] & (kk < tl.minimum(j_hi * P, K))[None, :],
+                            other=0.0,
+                        )
+                    else:
+                        xv = tl.load(
+                            x_ptr + offs_m[:, None, None] * stride_xm + k2[None, :, :],
+                            mask=mask_m[:, None, None] & kmask[None, :, :],
+                            other=0.0,
+                        )
+                        x2 = tl.reshape(xv, [BLOCK_M, BLOCK_J * P_PAD])
+                    if SCALE_MODE == 2:
+                        f = f * su[:, :, None]
+                        if HAS_MIN:
+                            f = f + mu[:, :, None]
+                    w2 = tl.reshape(f, [BLOCK_N, BLOCK_J * P_PAD])
+                    if DOT_F32:
+                        acc += tl.dot(x2.to(tl.float32), tl.trans(w2))
+                    else:
+                        acc += tl.dot(x2, tl.trans(w2.to(x2.dtype)))
+                    if SCALE_MODE == 1 and HAS_MIN:
+                        xsum += tl.sum(x2.to(tl.float32), axis=1)
+                else:
+                    # M == 1: reduce the codes of a unit in-thread, scale once per unit, and keep the
+                    # [BN, BJ] partial sums until after the loop (one cross-thread reduction in total).
+                    xv = tl.load(x_ptr + k2, mask=kmask, other=0.0).to(tl.float32)  # [BJ, P_PAD]
+                    part = tl.sum(f * xv[None, :, :], axis=2)  # [BN, BJ]
+                    if SCALE_MODE == 2:
+                        part = part * su
+                        if HAS_MIN:
+                            part += mu * tl.sum(xv, axis=1)[None, :]
+                    acc2 += part
+                    if SCALE_MODE == 1 and HAS_MIN:
+                        xs2 += tl.sum(xv, axis=1)
         if not USE_DOT:
             acc += tl.sum(acc2, axis=1)[None, :]
             if SCALE_MODE == 1 and HAS_MIN:
@@ -410,6 +444,8 @@ class GemvConfig:
     split_k: int
     num_warps: int = 4
     num_stages: int = 3
+    dup: bool = False
+    """M > 1 only: build the weight tile in K order by repeated unit loads instead of a reshape."""
 
 
 def default_config(pw: PackedWeight, m: int, n_sm: int = 132) -> GemvConfig:
@@ -451,6 +487,11 @@ def candidates(m: int) -> list[GemvConfig]:
         GemvConfig(32, 128, 2),
         GemvConfig(16, 128, 2),
         GemvConfig(16, 256, 1),
+        GemvConfig(32, 64, 1, dup=True),
+        GemvConfig(64, 64, 1, dup=True),
+        GemvConfig(16, 64, 1, dup=True),
+        GemvConfig(32, 64, 2, dup=True),
+        GemvConfig(32, 128, 1, dup=True),
     ]
 
 
@@ -513,6 +554,9 @@ def qmm(x: torch.Tensor, pw: PackedWeight, config: GemvConfig | None = None) -> 
     block_m = 1 if m == 1 else max(16, triton.next_power_of_2(m))
     if x.dtype == torch.float32 and use_dot:
         x = x.to(torch.bfloat16)  # the dot runs on bf16 operands; accumulation stays fp32
+    # The repeated-load variant needs K-ordered codes per unit (P a power of two) and a dot.
+    dup = config.dup and use_dot and spec.codes_per_unit == triton.next_power_of_2(spec.codes_per_unit)
+    block_j = _block_j(pw, config.block_kb)
     y_dtype = torch.float32 if config.split_k > 1 else x.dtype
     y = (torch.zeros if config.split_k > 1 else torch.empty)(m, pw.n, dtype=y_dtype, device=x.device)
     scales = pw.scales if pw.scales is not None else pw.units
@@ -541,10 +585,12 @@ def qmm(x: torch.Tensor, pw: PackedWeight, config: GemvConfig | None = None) -> 
         SCALE_MODE=pw.scale_mode,
         BLOCK_M=block_m,
         BLOCK_N=config.block_n,
-        BLOCK_J=_block_j(pw, config.block_kb),
+        BLOCK_J=block_j,
         SPLIT_K=config.split_k,
         USE_DOT=use_dot,
         DOT_F32=INTERPRET,
+        DUP=dup,
+        BLOCK_IN_GROUP=pw.group_size % (block_j * spec.codes_per_unit) == 0,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
     )

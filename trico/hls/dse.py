@@ -55,6 +55,8 @@ class DsePoint:
     bram18: int
     bound: str
     fits: bool
+    layer_dsp: int = 0
+    """DSP of the decoder-layer stages alone (the output head excluded)."""
     pareto: bool = False
 
 
@@ -170,6 +172,7 @@ def explore(
                 est.resources["bram18"],
                 est.layer_bound,
                 fits,
+                est.resources["dsp"] - est.head_resources.get("dsp", 0),
             )
         )
     pareto_flags(points)

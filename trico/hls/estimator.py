@@ -100,6 +100,8 @@ class Estimate:
     utilization: dict[str, float]
     fits: bool
     notes: list[str] = field(default_factory=list)
+    head_resources: dict[str, int] = field(default_factory=dict)
+    """The output head's share of `resources` (empty without a head)."""
 
     @property
     def latency_ms(self) -> float:
@@ -240,6 +242,7 @@ def estimate_graph(
     mem_bound = math.ceil(sum(s.ext_bytes for s in stages) / ext_per_cycle)
     layer_cycles = max(critical, mem_bound)
     head_cycles = 0
+    head_res: dict[str, int] = {}
     notes = [
         "analytical estimate (no synthesis): trip counts x II + depth, AXI-port and memory-bandwidth bounds",
         f"clock {part.clock_mhz:g} MHz and {part.usable:.0%} usable resources are planning assumptions",
@@ -266,8 +269,9 @@ def estimate_graph(
         )
         hs_port = math.ceil(hs.ext_bytes / min(c.axi_bytes_per_cycle, ext_per_cycle))
         head_cycles = max(hs.compute_cycles, hs_port) + 2 * head.n + 3 * graph.meta.get("dim", head.k)
-        for k in ("dsp", "lut", "ff"):
-            res[k] += getattr(hs, k)
+        head_res = {k: int(getattr(hs, k)) for k in ("dsp", "lut", "ff")}
+        for k, v in head_res.items():
+            res[k] += v
         notes.append("output head: fp32 mat-vec over the vocabulary plus argmax")
     token_cycles = n_layers * layer_cycles + head_cycles
     budget = part.budget()
@@ -288,6 +292,7 @@ def estimate_graph(
         resources={k: int(v) for k, v in res.items()},
         utilization=util,
         fits=fits,
+        head_resources=head_res,
         notes=notes,
     )
 

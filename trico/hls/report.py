@@ -74,7 +74,18 @@ def ternary_vs_int8(res: DseResult) -> list[list[str]]:
     for (w, prec, u), p in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][2])):
         if w == "int8" and ("ternary", prec, u) in by:
             t = by[("ternary", prec, u)]
-            rows.append([prec, u, p.dsp, t.dsp, f"{p.latency_ms:.3f}", f"{t.latency_ms:.3f}"])
+            rows.append(
+                [
+                    prec,
+                    u,
+                    p.dsp,
+                    t.dsp,
+                    p.layer_dsp,
+                    t.layer_dsp,
+                    f"{p.latency_ms:.3f}",
+                    f"{t.latency_ms:.3f}",
+                ]
+            )
     return rows
 
 

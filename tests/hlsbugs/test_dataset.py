@@ -26,7 +26,8 @@ def test_generate_writes_chrysalis_files_and_a_labeled_manifest(dataset):
     out, summary = dataset
     manifest = load_manifest(out)
     recs = manifest["variants"]
-    assert summary["single"] == 8 and summary["double"] == 4 and summary["invalid"] == 0
+    # axpy has no initialized local, so INIT has a site in gemm only: 2 x 4 - 1 singles.
+    assert summary["single"] == 7 and summary["double"] == 4 and summary["invalid"] == 0
     assert summary["per_type"]["OOB"]["validity"] == 1.0 and summary["per_type"]["FND"]["bug"] == 2
     for name in ("axpy", "gemm"):
         assert (out / name / "kernel.cpp").is_file() and (out / name / "tb.cpp").is_file()
@@ -42,6 +43,7 @@ def test_generate_writes_chrysalis_files_and_a_labeled_manifest(dataset):
             for e, b in zip(spec["Error Specification"], r["bugs"]):
                 assert e["Faulty Code"] in path.read_text()
                 assert path.read_text().splitlines()[b["line"] - 1] in e["Faulty Code"]
+                assert b["region"][0] <= b["line"] <= b["line_end"] <= b["region"][1]
         else:
             assert r["file"].startswith("equivalent/")
     oob = next(r for r in recs if r["bug_types"] == ["OOB"])
@@ -99,3 +101,12 @@ def test_cli_bad_inputs(tmp_path, capsys, dataset):
         == 2
     )
     assert "no test bench" in capsys.readouterr().err
+    (bad / "tb.cpp").write_text("int main() {}\n")
+    (bad / "golden.txt").write_text("# a\n0\n")
+    (bad / "kernel.cpp").write_text("void k(float a[4]) {\n  a[0] = ;\n}\n")
+    assert (
+        main(["hlsbugs", "generate", "--out", str(tmp_path / "z"), "--kernels-dir", str(tmp_path / "suite")])
+        == 2
+    )
+    assert "parse error at line 2" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()

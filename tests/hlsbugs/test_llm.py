@@ -86,6 +86,8 @@ def test_llm_detector_scores_over_http(server, tmp_path, monkeypatch, capsys):
         "typed_recall": 1.0,
         "type_precision": 1.0,
         "localization": 1.0,
+        "region_localization": 1.0,
+        "false_positive_clean": 0.0,
     }
     assert res["per_type"]["SMA"]["recall"] == 0.0
     assert res["precision"] == 1.0 and res["recall"] == 0.5 and res["false_positive_rate_clean"] == 0.0
@@ -110,7 +112,7 @@ def test_llm_detector_scores_over_http(server, tmp_path, monkeypatch, capsys):
         )
         == 0
     )
-    assert "| OOB | 1 | 1.0 | 1.0 | 1.0 | 1.0 | 0.0 |" in capsys.readouterr().out
+    assert "| OOB | 1 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 0.0 |" in capsys.readouterr().out
 
 
 def test_unreachable_endpoint_is_a_clear_error():

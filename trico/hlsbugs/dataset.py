@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from trico.errors import TricoError
-from trico.hlsbugs.cparse import build_design, parse_tree
+from trico.hlsbugs.cparse import LOOP_TYPES, build_design, parse_tree, walk
 from trico.hlsbugs.csim import CSimResult, run_batch
 from trico.hlsbugs.injectors import Mutation, Planted, apply, sites
 from trico.hlsbugs.suite import KERNELS_DIR, Kernel, load_suite
@@ -185,7 +185,19 @@ def _chrysalis(v: Variant) -> dict:
     }
 
 
+def bug_region(root, line: int, line_end: int) -> tuple[int, int]:
+    """Lines of the innermost loop (else function) holding a bug: where a symptom-level report still points."""
+    best = None
+    for node in walk(root):
+        if node.type in (*LOOP_TYPES, "function_definition"):
+            lo, hi = node.start_point[0] + 1, node.end_point[0] + 1
+            if lo <= line and line_end <= hi and (best is None or hi - lo < best[1] - best[0]):
+                best = (lo, hi)
+    return best or (line, line_end)
+
+
 def _record(v: Variant, path: str) -> dict:
+    root = parse_tree(v.source, v.id).root_node if v.planted else None
     return {
         "id": v.id,
         "kernel": v.kernel.name,
@@ -198,6 +210,7 @@ def _record(v: Variant, path: str) -> dict:
                 "type": p.mutation.bug_type,
                 "line": p.line,
                 "line_end": p.line_end,
+                "region": list(bug_region(root, p.line, p.line_end)),
                 "original_code": p.original_code,
                 "faulty_code": p.faulty_code,
                 "rule": p.mutation.rule,

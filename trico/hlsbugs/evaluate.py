@@ -1,11 +1,13 @@
 """Score a detector on a dataset split: detection precision/recall per bug type and line localization.
 
 Positives are the confirmed bug variants; negatives are the bug-free kernels and the equivalent
-mutants of the split. Per bug type t:
+mutants of the split. Per bug type t, over the single-bug variants of type t:
   recall        share of variants containing t that the detector flags as buggy
   typed_recall  share where it also names type t
   type_precision  of the files where it names t, the share that really contain t
   localization  of the flagged variants containing t, the share with a finding on t's lines
+  region_localization  the same, counting a finding anywhere in the innermost loop holding the bug
+                (sanitizers report the faulting access, not the loop bound that caused it)
   false_positive_clean  share of the bug-free kernels where it names t
 """
 
@@ -69,15 +71,22 @@ def score(items: list[Item], reports: list[Report]) -> dict:
     clean = [(it, r) for it, r in neg if it.kind == "clean"]
     equiv = [(it, r) for it, r in neg if it.kind == "equivalent"]
     per_type = {}
+    singles = [(it, r) for it, r in pos if len(it.bugs) == 1]
+    doubles = [(it, r) for it, r in pos if len(it.bugs) > 1]
     for code in BUG_TYPES:
-        with_t = [(it, r) for it, r in pos if any(b["type"] == code for b in it.bugs)]
+        # Per-type scores use single-bug files: in a double, a flag may come from the other bug.
+        with_t = [(it, r) for it, r in singles if it.bugs[0]["type"] == code]
         flagged = [(it, r) for it, r in with_t if r.buggy]
         typed = [(it, r) for it, r in with_t if any(t == code for t, _ in r.findings)]
         named = [(it, r) for it, r in zip(items, reports) if any(t == code for t, _ in r.findings)]
         named_right = [(it, r) for it, r in named if any(b["type"] == code for b in it.bugs)]
 
-        def located(it: Item, r: Report, code: str = code) -> bool:
-            spans = [(b["line"], b["line_end"]) for b in it.bugs if b["type"] == code]
+        def located(it: Item, r: Report, code: str = code, key: str = "line") -> bool:
+            spans = [
+                (b["line"], b["line_end"]) if key == "line" else tuple(b["region"])
+                for b in it.bugs
+                if b["type"] == code
+            ]
             return any(ln is not None and lo <= ln <= hi for _, ln in r.findings for lo, hi in spans)
 
         per_type[code] = {
@@ -87,6 +96,9 @@ def score(items: list[Item], reports: list[Report]) -> dict:
             "typed_recall": _ratio(len(typed), len(with_t)),
             "type_precision": _ratio(len(named_right), len(named)),
             "localization": _ratio(sum(located(it, r) for it, r in flagged), len(flagged)),
+            "region_localization": _ratio(
+                sum(located(it, r, key="region") for it, r in flagged), len(flagged)
+            ),
             "false_positive_clean": _ratio(
                 sum(any(t == code for t, _ in r.findings) for _, r in clean), len(clean)
             ),
@@ -100,6 +112,14 @@ def score(items: list[Item], reports: list[Report]) -> dict:
         "false_positive_rate_clean": _ratio(sum(r.buggy for _, r in clean), len(clean)),
         "false_positive_rate_equivalent": _ratio(sum(r.buggy for _, r in equiv), len(equiv)),
         "clean_kernels": len(clean),
+        "doubles": {
+            "n": len(doubles),
+            "recall": _ratio(sum(r.buggy for _, r in doubles), len(doubles)),
+            "both_typed": _ratio(
+                sum(all(any(t == b["type"] for t, _ in r.findings) for b in it.bugs) for it, r in doubles),
+                len(doubles),
+            ),
+        },
         "per_type": per_type,
     }
 
@@ -157,12 +177,14 @@ def format_table(result: dict) -> str:
     """A markdown table of per-type scores plus the totals line."""
     head = f"detector {result['detector']} on split {result['split']}: {result['files']} files, precision {result['precision']}, recall {result['recall']}, FP rate on clean kernels {result['false_positive_rate_clean']}"
     rows = [
-        "| type | n | recall | typed recall | type precision | localization |",
-        "|---|---|---|---|---|---|",
+        "| type | n (single) | recall | typed recall | type precision | localization | loop-level loc. | FP on clean |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for code, m in result["per_type"].items():
         if m["n"] or m["type_precision"] is not None:
             rows.append(
-                f"| {code} | {m['n']} | {m['recall']} | {m['typed_recall']} | {m['type_precision']} | {m['localization']} | {m['false_positive_clean']} |"
+                f"| {code} | {m['n']} | {m['recall']} | {m['typed_recall']} | {m['type_precision']} | {m['localization']} | {m['region_localization']} | {m['false_positive_clean']} |"
             )
-    return head + "\n" + "\n".join(rows)
+    d = result["doubles"]
+    tail = f"double-bug files: {d['n']}, recall {d['recall']}, both types named {d['both_typed']}"
+    return head + "\n" + "\n".join(rows) + "\n" + tail

@@ -81,8 +81,9 @@ def ilnu(d: Design) -> list[Mutation]:
             out.append(Mutation("ILNU", (edit,), rule))
         elif rules.is_pipelined(lp) and lp.parent is not None and not rules.is_pipelined(lp.parent):
             # No loop nest under a pipeline yet: hoist the pipeline one level and keep the old loop rolled.
-            if any(lp in c.ancestors() for c in d.loops) or lp.parent.body is None:
-                continue
+            siblings = [c for c in d.loops if lp.parent in c.ancestors() and c is not lp]
+            if any(lp in c.ancestors() for c in d.loops) or any(rules.is_pipelined(c) for c in siblings):
+                continue  # hoisting would also pipeline a sibling nest (an MLP bug, not ILNU)
             edits = (
                 _rewrite(lp.pragma("PIPELINE"), _partial(lp.trip)),
                 _insert_pragma(lp.parent.body, "PIPELINE II=1"),

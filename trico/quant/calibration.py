@@ -24,7 +24,7 @@ class Calibration:
 def load_calibration(
     tokenizer,  # noqa: ANN001 - trico.io.tokenizer.Tokenizer
     path: str | Path | None = None,
-    n_seqs: int = 16,
+    n_seqs: int = 8,
     seq_len: int = 512,
     seed: int = 0,
 ) -> Calibration:

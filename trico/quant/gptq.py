@@ -8,15 +8,12 @@ weights ("static groups"), so groups stay contiguous runs along K as the packed 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
 from trico.errors import TricoError
 from trico.quant.api import register_method, set_module
-from trico.quant.grid import Grid, dequantize_codes, fit_scales, quantize_codes
+from trico.quant.grid import Grid, fit_scales
 from trico.quant.layerwise import (
     block_forward,
     blocks_with_targets,
@@ -24,6 +21,7 @@ from trico.quant.layerwise import (
     embed_calibration,
     head_stats,
     shared_groups,
+    single_thread,
 )
 from trico.quant.qlinear import QLinear
 from trico.quant.schemes import IntScheme
@@ -54,8 +52,8 @@ def gptq_quantize(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """GPTQ one weight [N, K] given H [K, K]; returns codes [N, K] and fp16 scales (and mins) [N, K/group]."""
     n, k = w.shape
-    w = w.detach().clone().double()
-    h = h.detach().clone().double()
+    w = w.detach().clone().float()
+    h = h.detach().clone().float()
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
@@ -63,31 +61,28 @@ def gptq_quantize(
     scale = torch.zeros(n, k // group, dtype=torch.float16)
     mins = None if grid.symmetric else torch.zeros_like(scale)
     if static:
-        scale, mins = fit_scales(w.float(), grid, group)
+        scale, mins = fit_scales(w, grid, group)
     perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(k)
     w, h = w[:, perm], h[perm][:, perm]
     u = _inverse_hessian_factor(h, damp)
     block = max(group, group * (block // group)) if group < k else block
     codes = torch.zeros(n, k, dtype=torch.int8 if grid.signed8 else torch.uint8)
-    with single_thread():
-        _column_loop(w, u, codes, scale, mins, perm, grid, group, static, block)
+    _column_loop(w, u, codes, scale, mins, perm, grid, group, static, block)
     return codes[:, torch.argsort(perm)], scale, mins
 
 
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run small per-column ops on one thread: on a shared CPU the intra-op pool's hand-offs cost more than they save."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _column_loop(w, u, codes, scale, mins, perm, grid: Grid, group: int, static: bool, block: int) -> None:  # noqa: ANN001
-    """The GPTQ sweep over columns (in place on w, codes, scale, mins)."""
+    """The GPTQ sweep over columns (in place on w, codes, scale, mins).
+
+    Per column the grid arithmetic is inlined (same formulas as grid.quantize_codes / dequantize_codes):
+    this loop runs once per input feature and dominates GPTQ's time.
+    """
     n, k = w.shape
+    off = grid.offset if grid.symmetric and not grid.signed8 else 0
+    lo, hi = (-127, 127) if grid.signed8 else (0, grid.qmax)
+    gidx = (perm // group).tolist()
+    cur = -1
+    s = inv = m = None
     for i1 in range(0, k, block):
         i2 = min(i1 + block, k)
         w1 = w[:, i1:i2].clone()
@@ -95,20 +90,30 @@ def _column_loop(w, u, codes, scale, mins, perm, grid: Grid, group: int, static:
         u1 = u[i1:i2, i1:i2]
         for i in range(i2 - i1):
             col = i1 + i
-            g = int(perm[col]) // group
-            if not static and col % group == 0:  # groups never straddle blocks: block is a multiple of group
-                s, m = fit_scales(w1[:, i : i + group].float(), grid, group)
-                scale[:, g] = s[:, 0]
+            g = gidx[col]
+            fresh = not static and col % group == 0
+            if fresh:  # groups never straddle blocks: block is a multiple of group
+                sg, mg = fit_scales(w1[:, i : i + group], grid, group)
+                scale[:, g] = sg[:, 0]
                 if mins is not None:
-                    mins[:, g] = m[:, 0]
-            sg, mg = scale[:, g : g + 1], (mins[:, g : g + 1] if mins is not None else None)
-            c = quantize_codes(w1[:, i : i + 1], sg, mg, grid, 1)
-            q = dequantize_codes(c, sg, mg, grid, 1)[:, 0].double()
-            codes[:, col] = c[:, 0]
-            e = (w1[:, i] - q) / u1[i, i]
-            w1[:, i:] -= e[:, None] * u1[i, i:][None, :]
+                    mins[:, g] = mg[:, 0]
+            if fresh or g != cur:
+                s = scale[:, g].to(w.dtype)
+                inv = torch.where(s == 0, torch.zeros_like(s), 1.0 / s)
+                m = mins[:, g].to(w.dtype) if mins is not None else None
+                cur = g
+            wc = w1[:, i]
+            if m is None:
+                c = torch.round(wc * inv).add_(off).clamp_(lo, hi)
+                q = (c - off) * s
+            else:
+                c = torch.round((wc - m) * inv).clamp_(lo, hi)
+                q = c * s + m
+            codes[:, col] = c.to(codes.dtype)
+            e = (wc - q) / u1[i, i]
+            w1[:, i:].addr_(e, u1[i, i:], alpha=-1.0)
             err[:, i] = e
-        w[:, i2:] -= err @ u[i1:i2, i2:]
+        w[:, i2:].addmm_(err, u[i1:i2, i2:], alpha=-1.0)
 
 
 def _gptq_layers(
@@ -122,9 +127,10 @@ def _gptq_layers(
     k = lins[names[0]].in_features
     group = scheme.layer_group(k)
     w = torch.cat([lins[n].weight.detach().float().cpu() for n in names])
-    codes, scale, mins = gptq_quantize(
-        w, h, Grid(scheme.bits, scheme.symmetric), group, scheme.act_order, scheme.damp
-    )
+    with single_thread():
+        codes, scale, mins = gptq_quantize(
+            w, h, Grid(scheme.bits, scheme.symmetric), group, scheme.act_order, scheme.damp
+        )
     out, r = {}, 0
     for n in names:
         rows = lins[n].out_features

@@ -9,6 +9,7 @@ matrix with stacked rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -132,3 +133,14 @@ def head_stats(model: nn.Module, x: BlockInputs, want_xtx: bool) -> InputStats:
     for i in range(0, x.h.shape[0], 4):
         st.add(model.model.norm(x.h[i : i + 4]), want_xtx)
     return st
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run small per-column ops on one thread: on a shared CPU the intra-op pool's hand-offs cost more than they save."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

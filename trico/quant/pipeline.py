@@ -38,7 +38,7 @@ def quantize_checkpoint(
     scheme_name: str,
     out_dir: str | Path,
     calib_file: str | Path | None = None,
-    calib_n: int = 16,
+    calib_n: int = 8,
     calib_len: int = 512,
     calib_seed: int = 0,
     float_dtype: torch.dtype = torch.float16,

@@ -1,0 +1,359 @@
+"""Quantize SmolLM2-135M with every scheme and measure it against the float model; write docs/quality.{md,json}.
+
+Usage:  python scripts/quality_report.py [--windows 16] [--schemes int8,kv-int8,...] [--render-only]
+
+Each scheme: quantize (timed), save a trico checkpoint to a temporary directory to measure bytes on disk,
+then perplexity / dPPL / mean KL / top-1 against the unquantized model with trico.eval.perplexity.evaluate
+on wikitext2-test (512-token windows, no overlap). Calibration: wikitext2-valid only. Results are
+appended to the JSON after every scheme, so an interrupted run keeps what it measured; the markdown is
+rendered from the JSON (never typed by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from trico.engine.kv_cache_int8 import Int8KVCache  # noqa: E402
+from trico.eval.data import load_eval_tokens  # noqa: E402
+from trico.eval.perplexity import evaluate  # noqa: E402
+from trico.io.gguf_writer import write_gguf  # noqa: E402
+from trico.io.loader import load_model, read_checkpoint  # noqa: E402
+from trico.io.trico_checkpoint import read_manifest, save_trico_checkpoint  # noqa: E402
+from trico.models.llama import build_model  # noqa: E402
+from trico.quant import parse, quantize  # noqa: E402
+from trico.quant.calibration import load_calibration  # noqa: E402
+
+DEFAULT_SCHEMES = [
+    "int4-rtn-g128-fit",
+    "int4-gptq-g128-fit",
+    "int4-awq-g128-fit",
+    "int3-rtn-g128-fit",
+    "int3-gptq-g128-fit",
+    "int3-awq-g128-fit",
+    "int8",
+    "int8-rtn-g32",
+    "int8-gptq-pc",
+    "kv-int8",
+    "w8a8",
+    "w8a8-smooth",
+    "int4-rtn-g32-asym",
+    "ternary-g128-fit",
+    "ternary-pc",
+    "ternary-pt",
+    "int4-rtn-g64",
+    "int4-gptq-g64",
+    "int4-awq-g64",
+]
+
+
+class CachedReference(nn.Module):
+    """The float model with its logits memoized per window, so each window's reference runs once."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits of the wrapped model (computed on first sight of these tokens)."""
+        key = hashlib.sha1(tokens.cpu().numpy().tobytes()).hexdigest()
+        if key not in self.cache:
+            self.cache[key] = self.model(tokens)
+        return self.cache[key]
+
+
+class WithCache(nn.Module):
+    """Run a model through a KV cache (e.g. INT8) so evaluation sees the cache's rounding."""
+
+    def __init__(self, model: nn.Module, cache_factory: type) -> None:
+        super().__init__()
+        self.model, self.cache_factory = model, cache_factory
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits of one window, all positions, through a fresh cache."""
+        cfg = self.model.config
+        cache = self.cache_factory(
+            cfg, tokens.shape[0], tokens.shape[1], dtype=torch.float32, device=tokens.device
+        )
+        return self.model(tokens, torch.arange(tokens.shape[1], device=tokens.device), cache)
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def measure_scheme(name, ckpt, calib, tokens, reference, windows: int) -> dict:  # noqa: ANN001
+    """Quantize one scheme, measure size on disk, evaluate; returns a JSON row."""
+    scheme = parse(name)
+    model = build_model(ckpt.config, ckpt.state_dict, dtype=torch.float32)
+    t0, c0 = time.perf_counter(), time.process_time()
+    quantize(model, scheme, calib, progress=True)
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    info = model.trico_quant
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = save_trico_checkpoint(model, ckpt.config, None, Path(tmp) / "ck")
+        bytes_on_disk = read_manifest(saved)["bytes_on_disk"]
+    linear_bytes = sum(v["bytes"] for v in info.layers.values())
+    evaluated = WithCache(model, Int8KVCache) if scheme.kv_bits == 8 else model
+    r = evaluate(evaluated, tokens, ctx=512, windows=windows, reference=reference, progress=True)
+    groups = sorted({v["group_size"] for v in info.layers.values()})
+    return {
+        "scheme": scheme.name,
+        "method": scheme.method,
+        "weight_bits": scheme.weight_bits,
+        "act_bits": scheme.act_bits,
+        "kv_bits": scheme.kv_bits,
+        "layer_group_sizes": groups,
+        "bits_per_weight": info.weight_bits() if info.layers else 16.0,
+        "quantized_linear_bytes": linear_bytes,
+        "bytes_on_disk": bytes_on_disk,
+        "high_precision": info.high_precision,
+        "quantize_seconds": seconds,
+        "quantize_cpu_seconds": cpu_seconds,
+        "ppl": r.ppl,
+        "ppl_ref": r.ppl_ref,
+        "dppl": r.dppl,
+        "kl_mean": r.kl_mean,
+        "kl_p99": r.kl_p99,
+        "top1": r.top1,
+        "windows": r.windows,
+        "ctx": r.ctx,
+        "n_tokens": r.n_tokens,
+    }
+
+
+def gguf_round_trip(ckpt, tokens, windows: int, scheme_name: str = "int4-rtn-g32") -> dict:  # noqa: ANN001
+    """Quantize, save, reload (identical logits?), export GGUF, reload it with trico, compare PPL."""
+    model = build_model(ckpt.config, ckpt.state_dict, dtype=torch.float32)
+    quantize(model, scheme_name, None, progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        ck = save_trico_checkpoint(model, ckpt.config, ckpt.tokenizer, Path(tmp) / "ck")
+        loaded = load_model(str(ck))
+        window = tokens[:512].view(1, -1)
+        with torch.no_grad():
+            same_logits = bool(
+                torch.equal(loaded.model(window), model(window))
+            )  # embeddings are fp16 in the file
+            ref_same = bool(torch.equal(loaded.model(window), loaded.model(window)))
+        res = write_gguf(
+            loaded.model, loaded.config, loaded.tokenizer, Path(tmp) / "m.gguf", read_manifest(ck)
+        )
+        from trico.io.gguf_reader import load_gguf
+
+        g = load_gguf(Path(tmp) / "m.gguf")
+        max_diff = 0.0
+        for name, mod in loaded.model.named_modules():
+            if hasattr(mod, "dequantize"):
+                max_diff = max(
+                    max_diff, float((g.state_dict[f"{name}.weight"] - mod.dequantize()).abs().max())
+                )
+        gguf_model = load_model(str(Path(tmp) / "m.gguf")).model
+        p_trico = evaluate(loaded.model, tokens, ctx=512, windows=windows, progress=False).ppl
+        p_gguf = evaluate(gguf_model, tokens, ctx=512, windows=windows, progress=False).ppl
+    return {
+        "scheme": scheme_name,
+        "reload_identical_logits_vs_fp16_embedding_model": same_logits,
+        "deterministic": ref_same,
+        "gguf_types": res.type_counts,
+        "gguf_exact_tensors": len(res.exact),
+        "gguf_bytes": res.bytes_on_disk,
+        "gguf_max_abs_weight_diff": max_diff,
+        "ppl_trico_checkpoint": p_trico,
+        "ppl_gguf": p_gguf,
+        "ppl_rel_diff": abs(p_gguf - p_trico) / p_trico,
+        "windows": windows,
+    }
+
+
+def _f(x: float | None, fmt: str) -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def render(data: dict) -> str:
+    """docs/quality.md from the JSON."""
+    meta = data["meta"]
+    rows = data["results"]
+    by = {r["scheme"]: r for r in rows}
+    lines = [
+        "# Quantization quality on SmolLM2-135M-Instruct",
+        "",
+        f"Generated by `{meta['command']}` (commit {meta['git_sha']}, {meta['date']}, {meta['machine']}, "
+        f"torch {meta['torch']}, {meta['threads']} threads). Do not edit by hand.",
+        "",
+        f"- **Evaluation**: wikitext2-test, {meta['windows']} non-overlapping windows of {meta['ctx']} tokens "
+        f"({meta['n_tokens']} scored tokens), against the unquantized model (fp32, PPL {meta['ppl_ref']:.3f}). "
+        "KL is KL(P_float || P_quant) per position, averaged; top-1 is argmax agreement.",
+        f"- **Calibration** (AWQ, GPTQ, SmoothQuant): {meta['calibration']['n_seqs']} x "
+        f"{meta['calibration']['seq_len']} tokens from {meta['calibration']['file']} (seed "
+        f"{meta['calibration']['seed']}); never the test file.",
+        "- **Bits/weight** is over the quantized linear layers, fp16 scales and mins included; **size** is the "
+        "trico checkpoint's bytes on disk (embedding table, which lm_head shares, kept in fp16 in every row).",
+        "- **High precision**: the embedding table and the tied lm_head stay fp16 in every scheme here "
+        "(a `-head` suffix would quantize lm_head too).",
+        "- **The source model is already quantized**: the only SmolLM2 weights on this machine come from a GGUF "
+        "file whose linear layers are Q4_1 (blocks of 32, scale + min). `int4-rtn-g32-asym` lands on that very "
+        "grid and reproduces the weights (almost) exactly, so its row is a sanity check, not a result. Methods "
+        "are compared at g64, g128 and 3 bits, where they differ.",
+        "- **`-fit`**: SmolLM2's q/k/v/o/gate/up layers have in_features = 576, which 128 does not divide; "
+        "`-g128-fit` uses the largest divisor of 576 not above 128 (96) on those layers and 128 on down_proj "
+        "(in_features 1536). Plain `int4-rtn-g128` is refused with that explanation.",
+        "",
+        "| scheme | method | bits/weight | size MiB | quantize s | PPL | ΔPPL | mean KL | top-1 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r['scheme']}` | {r['method']} | {r['bits_per_weight']:.3f} | {r['bytes_on_disk'] / 2**20:.1f} | "
+            f"{r['quantize_seconds']:.1f} | {r['ppl']:.3f} | {r['dppl']:+.3f} | {r['kl_mean']:.5f} | "
+            f"{100 * r['top1']:.2f}% |"
+        )
+    lines += ["", "## Acceptance checks (computed from the table)", ""]
+    lines += _checks(by)
+    rt = data.get("round_trip")
+    if rt:
+        lines += [
+            "",
+            "## Checkpoint and GGUF round trip",
+            "",
+            f"`{rt['scheme']}` saved as a trico checkpoint and reloaded: identical logits = "
+            f"{rt['reload_identical_logits_vs_fp16_embedding_model']}. Exported to GGUF "
+            f"({', '.join(f'{n} {t}' for t, n in sorted(rt['gguf_types'].items()))}; {rt['gguf_exact_tensors']} "
+            f"tensors written from trico's codes; {rt['gguf_bytes'] / 2**20:.1f} MiB): read back with the gguf "
+            f"package, max |weight difference| = {rt['gguf_max_abs_weight_diff']:.3g}; trico loading the GGUF: PPL "
+            f"{rt['ppl_gguf']:.4f} vs {rt['ppl_trico_checkpoint']:.4f} from the checkpoint (relative difference "
+            f"{100 * rt['ppl_rel_diff']:.4f}%, {rt['windows']} windows).",
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _checks(by: dict) -> list[str]:
+    out = []
+
+    def line(ok: bool | None, text: str) -> None:
+        mark = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+        out.append(f"- **{mark}** {text}")
+
+    if "int8" in by:
+        r = by["int8"]
+        line(
+            r["kl_mean"] <= 0.002 and r["top1"] >= 0.98,
+            f"INT8 weight-only (per channel): KL {r['kl_mean']:.5f} (<= 0.002), top-1 {100 * r['top1']:.2f}% (>= 98%)",
+        )
+    if "int8-rtn-g32" in by:
+        r = by["int8-rtn-g32"]
+        line(
+            r["kl_mean"] <= 0.002 and r["top1"] >= 0.98,
+            f"INT8 weight-only, groups of 32: KL {r['kl_mean']:.5f}, top-1 {100 * r['top1']:.2f}%",
+        )
+    if "kv-int8" in by:
+        r = by["kv-int8"]
+        line(r["kl_mean"] <= 0.002, f"KV-cache INT8 alone: KL {r['kl_mean']:.5f} (<= 0.002)")
+    if "w8a8" in by and "w8a8-smooth" in by:
+        a, b = by["w8a8-smooth"]["kl_mean"], by["w8a8"]["kl_mean"]
+        line(a < b, f"SmoothQuant W8A8 (alpha 0.5) KL {a:.5f} < naive W8A8 (alpha 0) KL {b:.5f}")
+    for bits, g in ((4, "g64"), (4, "g128-fit"), (3, "g128-fit")):
+        rtn, awq, gptq = (by.get(f"int{bits}-{m}-{g}") for m in ("rtn", "awq", "gptq"))
+        if not (rtn and awq and gptq):
+            continue
+        d = rtn["dppl"]
+        line(
+            gptq["dppl"] <= 0.6 * d,
+            f"INT{bits} {g}: GPTQ ΔPPL {gptq['dppl']:.3f} <= 0.6 x RTN ΔPPL {d:.3f} ({0.6 * d:.3f})",
+        )
+        line(
+            awq["dppl"] <= 0.75 * d,
+            f"INT{bits} {g}: AWQ ΔPPL {awq['dppl']:.3f} <= 0.75 x RTN ΔPPL {d:.3f} ({0.75 * d:.3f})",
+        )
+    tern = [by.get(s) for s in ("ternary-g128-fit", "ternary-pc", "ternary-pt")]
+    if all(tern):
+        line(
+            tern[0]["kl_mean"] < tern[2]["kl_mean"],
+            f"ternary per group KL {tern[0]['kl_mean']:.3f} < per tensor KL {tern[2]['kl_mean']:.3f} "
+            f"(per channel {tern[1]['kl_mean']:.3f}); PPL {tern[0]['ppl']:.1f} / {tern[1]['ppl']:.1f} / {tern[2]['ppl']:.1f}",
+        )
+    times = {s: r["quantize_seconds"] for s, r in by.items() if r["method"] in ("gptq", "awq")}
+    if times:
+        worst = max(times, key=times.get)
+        line(
+            times[worst] < 300,
+            f"GPTQ/AWQ quantize time: slowest `{worst}` {times[worst]:.0f} s (< 300 s on this CPU)",
+        )
+    return out
+
+
+def main() -> int:
+    """Run (or re-render) the report."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--windows", type=int, default=10)
+    ap.add_argument("--schemes", default=",".join(DEFAULT_SCHEMES))
+    ap.add_argument("--calib-n", type=int, default=8)
+    ap.add_argument("--calib-len", type=int, default=512)
+    ap.add_argument("--json", default=str(REPO / "docs" / "quality.json"))
+    ap.add_argument("--md", default=str(REPO / "docs" / "quality.md"))
+    ap.add_argument("--render-only", action="store_true", help="re-render the markdown from the JSON")
+    ap.add_argument("--resume", action="store_true", help="keep rows already in the JSON, run the rest")
+    ap.add_argument("--skip-round-trip", action="store_true")
+    args = ap.parse_args()
+    jpath, mpath = Path(args.json), Path(args.md)
+    if args.render_only:
+        mpath.write_text(render(json.loads(jpath.read_text())))
+        return 0
+    torch.manual_seed(0)
+    ckpt = read_checkpoint("smollm2")
+    tokens = load_eval_tokens(ckpt.tokenizer)
+    calib = load_calibration(ckpt.tokenizer, n_seqs=args.calib_n, seq_len=args.calib_len)
+    reference = CachedReference(build_model(ckpt.config, ckpt.state_dict, dtype=torch.float32))
+    data = json.loads(jpath.read_text()) if args.resume and jpath.is_file() else {"results": []}
+    done = {r["scheme"] for r in data["results"]}
+    data["meta"] = {
+        "command": "python scripts/quality_report.py " + " ".join(sys.argv[1:]),
+        "git_sha": _git_sha(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads (shared with other jobs)",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "windows": args.windows,
+        "ctx": 512,
+        "calibration": calib.settings,
+    }
+    jpath.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        for name in args.schemes.split(","):
+            if parse(name).name in done:
+                continue
+            print(f"== {name}", flush=True)
+            row = measure_scheme(name, ckpt, calib, tokens, reference, args.windows)
+            data["meta"]["ppl_ref"] = row["ppl_ref"]
+            data["meta"]["n_tokens"] = row["n_tokens"]
+            data["results"].append(row)
+            print(json.dumps(row), flush=True)
+            jpath.write_text(json.dumps(data, indent=1))
+            mpath.write_text(render(data))
+        if not args.skip_round_trip:
+            data["round_trip"] = gguf_round_trip(ckpt, tokens, windows=4)
+            print(json.dumps(data["round_trip"]), flush=True)
+    jpath.write_text(json.dumps(data, indent=1))
+    mpath.write_text(render(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

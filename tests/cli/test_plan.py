@@ -83,7 +83,14 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
 def test_calibrate_writes_a_fit(capsys, tmp_path):
     recs = []
     for fmt, ms in (("bf16", 7.0), ("int4-g128", 2.6)):
-        for b, extra in ((1, 0.0), (16, 0.4), (64, 1.5)):
+        for b, extra, ctx in (
+            (1, 0.0, 128),
+            (4, 0.2, 128),
+            (16, 0.4, 128),
+            (64, 1.5, 128),
+            (1, 0.5, 1024),
+            (16, 1.2, 1024),
+        ):
             recs.append(
                 {
                     "bench": "decode",
@@ -91,6 +98,7 @@ def test_calibrate_writes_a_fit(capsys, tmp_path):
                     "scheme": fmt,
                     "batch": b,
                     "prompt": 128,
+                    "context": ctx,
                     "new_tokens": 64,
                     "ms_per_token": ms + extra,
                     "gpu": "NVIDIA H100 80GB HBM3",
@@ -100,6 +108,6 @@ def test_calibrate_writes_a_fit(capsys, tmp_path):
     res.write_text(json.dumps(recs))
     out_file = tmp_path / "fit.json"
     code, out, _ = _run(capsys, ["calibrate", str(res), "--hardware", "h100-sxm", "--out", str(out_file)])
-    assert code == 0 and "fitted 6 measurements" in out
+    assert code == 0 and "fitted 12 measurements" in out
     fit = json.loads(out_file.read_text())
-    assert 0 < fit["efficiency"]["bw"] <= 1.5 and fit["n_measurements"] == 6
+    assert 0 < fit["efficiency"]["bw"] <= 1.5 and fit["n_measurements"] == 12

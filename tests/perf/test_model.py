@@ -36,7 +36,7 @@ def test_int4_helps_decode_far_more_than_prefill():
     assert decode_speedup > 3.0
     assert prefill_speedup < 1.2
     # ...and dequantization cost (a calibrated effect) can only slow it down.
-    slow = Efficiency(dequant_ps={"uint4": 5.0})
+    slow = Efficiency(prefill_dequant_ps={"uint4": 5.0})
     assert estimate(L2, "int4-g128", w, H100, slow).ttft_s > int4.ttft_s
 
 
@@ -164,7 +164,8 @@ def test_nonsense_speculation_is_refused(kwargs):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"bw": 0}, {"bw": 3}, {"flops": -1}, {"launch_us": -1}, {"dequant_ps": {"uint4": -1}}]
+    "kwargs",
+    [{"bw": 0}, {"bw": 3}, {"flops": -1}, {"launch_us": -1}, {"gemv_ps": {"uint4": -1}}, {"mma_rows": 0}],
 )
 def test_nonsense_efficiency_is_refused(kwargs):
     with pytest.raises(TricoError):

@@ -245,8 +245,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"fitted {result.n_measurements} measurements on {hw.name}: bandwidth {eff.bw:.3f} x datasheet "
         f"(half at {eff.bw_half_MB:.3g} MB), FLOP/s {eff.flops:.3f} x peak, launch {eff.launch_us:.2f} us"
     )
-    for fmt, ps in sorted(eff.dequant_ps.items()):
-        print(f"  dequant {fmt}: {ps:.3g} ps / weight")
+    tables = (
+        ("1 row", eff.gemv_ps),
+        ("2-16 rows", eff.mma_ps),
+        ("per row > 16", eff.row_ps),
+        ("prefill", eff.prefill_dequant_ps),
+    )
+    for fmt in sorted({f for _, table in tables for f in table}):
+        costs = ", ".join(f"{label} {table[fmt]:.3g}" for label, table in tables if fmt in table)
+        print(f"  {fmt}: {costs} (ps per weight)")
     print(
         f"fit error: TPOT MAPE {result.tpot_mape or 0:.1f}%, TTFT MAPE {result.ttft_mape or 0:.1f}%  -> {out}"
     )
@@ -344,7 +351,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("results", nargs="+", help="benchmark result JSON files")
     c.add_argument("--hardware", default="h100-sxm", help="device the results were measured on")
     c.add_argument("--models", help="only fit these model presets (comma-separated)")
-    c.add_argument("--out", help="where to write the fit (default trico/perf/calibration/<device>.json)")
+    c.add_argument("--out", help="where to write the fit (default trico/perf/fitted/<device>.json)")
     c.set_defaults(func=cmd_calibrate)
 
     o = subparsers.add_parser(

@@ -142,26 +142,62 @@ def predict(m: Measurement, hw: Hardware, eff: Efficiency) -> tuple[float | None
     return tpot, ttft
 
 
-# Parameter vector layout: bw, flops (bounded through a sigmoid), bw_half_MB, launch_us, dequant per format
-# (positive through exp).
+# Parameter vector layout: bw and flops (bounded through a sigmoid), log bw_half_MB, log launch_us, then one
+# log cost per (format, kernel regime) the data can inform, then per quantized prefill format a log cost.
 _BOUND = 1.5
-_FLOOR = {"bw_half_MB": 1e-3, "launch_us": 1e-3, "dequant": 1e-3}
+_REGIMES = ("gemv_ps", "mma_ps", "row_ps")
 
 
-def _unpack(theta: np.ndarray, fmts: Sequence[str], source: str) -> Efficiency:
-    sig = 1.0 / (1.0 + np.exp(-theta[:2]))
-    return Efficiency(
-        bw=float(_BOUND * sig[0]),
-        flops=float(_BOUND * sig[1]),
-        bw_half_MB=float(np.exp(theta[2])),
-        launch_us=float(np.exp(theta[3])),
-        dequant_ps={f: float(np.exp(t)) for f, t in zip(fmts, theta[4:])},
-        source=source,
-    )
+@dataclass(frozen=True)
+class _Layout:
+    decode: tuple[tuple[str, str], ...]
+    """(regime, format) pairs with free parameters."""
+    prefill_fmts: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return 4 + len(self.decode) + len(self.prefill_fmts)
+
+    def start(self) -> np.ndarray:
+        # A mid-range guess: 80% of peak bandwidth, 60% of peak FLOP/s, 1 MB, 2 us, 0.5 ps (0.01 ps per row).
+        head = [math.log(0.8 / 0.7), math.log(0.6 / 0.9), 0.0, math.log(2.0)]
+        dec = [math.log(0.01 if regime == "row_ps" else 0.5) for regime, _ in self.decode]
+        return np.array(head + dec + [math.log(0.5)] * len(self.prefill_fmts))
+
+    def unpack(self, theta: np.ndarray, source: str) -> Efficiency:
+        sig = 1.0 / (1.0 + np.exp(-theta[:2]))
+        costs: dict[str, dict[str, float]] = {r: {} for r in _REGIMES}
+        for (regime, fmt), t in zip(self.decode, theta[4:]):
+            costs[regime][fmt] = float(np.exp(t))
+        pre = np.exp(theta[4 + len(self.decode) :])
+        return Efficiency(
+            bw=float(_BOUND * sig[0]),
+            flops=float(_BOUND * sig[1]),
+            bw_half_MB=float(np.exp(theta[2])),
+            launch_us=float(np.exp(theta[3])),
+            **costs,
+            prefill_dequant_ps={f: float(v) for f, v in zip(self.prefill_fmts, pre)},
+            source=source,
+        )
 
 
-def _residuals(theta: np.ndarray, ms: Sequence[Measurement], hw: Hardware, fmts: Sequence[str]) -> np.ndarray:
-    eff = _unpack(theta, fmts, "fit")
+def _layout(ms: Sequence[Measurement]) -> _Layout:
+    """The costs the data can inform: a kernel regime of a format needs a decode measurement in that regime
+    (lm_head is bf16 in every scheme); a prefill cost needs a timed prefill of a quantized format."""
+    ref = Efficiency()
+    pairs: set[tuple[str, str]] = set()
+    for m in ms:
+        if m.tpot_s is None or m.batch > ref.fused_max_rows:
+            continue
+        regime = "gemv_ps" if m.batch == 1 else ("mma_ps" if m.batch <= ref.mma_rows else "row_ps")
+        pairs |= {(regime, kernel_format(m.scheme) or "bf16"), (regime, "bf16")}
+    prefill = {f for m in ms if m.ttft_s is not None and (f := kernel_format(m.scheme))}
+    order = {r: i for i, r in enumerate(_REGIMES)}
+    return _Layout(tuple(sorted(pairs, key=lambda p: (p[1], order[p[0]]))), tuple(sorted(prefill)))
+
+
+def _residuals(theta: np.ndarray, ms: Sequence[Measurement], hw: Hardware, layout: _Layout) -> np.ndarray:
+    eff = layout.unpack(theta, "fit")
     res = []
     for m in ms:
         tpot, ttft = predict(m, hw, eff)
@@ -183,7 +219,7 @@ class FitResult:
     sources: tuple[str, ...]
 
     def to_dict(self) -> dict:
-        """JSON form written to trico/perf/calibration/<device>.json."""
+        """JSON form written to trico/perf/fitted/<device>.json."""
         return {
             "efficiency": self.efficiency.to_dict(),
             "n_measurements": self.n_measurements,
@@ -204,33 +240,30 @@ def fit(measurements: Sequence[Measurement], hw: Hardware, iterations: int = 60)
     ms = list(measurements)
     if len(ms) < 4:
         raise TricoError(f"calibration needs at least 4 measurements on {hw.name}, got {len(ms)}")
-    fmts = sorted({f for m in ms if (f := kernel_format(m.scheme))})
-    n_params = 4 + len(fmts)
+    layout = _layout(ms)
     n_res = sum((m.tpot_s is not None) + (m.ttft_s is not None) for m in ms)
-    if n_res <= n_params:
-        raise TricoError(f"calibration needs more timings ({n_res}) than parameters ({n_params})")
-    # Start from a mid-range guess: 80% of peak bandwidth, 60% of peak FLOP/s, 1 MB, 2 us, 1 ps.
-    theta = np.array([math.log(0.8 / 0.7), math.log(0.6 / 0.9), 0.0, math.log(2.0)] + [0.0] * len(fmts))
+    if n_res <= layout.size:
+        raise TricoError(f"calibration needs more timings ({n_res}) than parameters ({layout.size})")
+    theta = layout.start()
     lam = 1e-2
-    res = _residuals(theta, ms, hw, fmts)
+    res = _residuals(theta, ms, hw, layout)
     cost = float(res @ res)
     for _ in range(iterations):
         jac = np.empty((res.size, theta.size))
         for j in range(theta.size):
             step = np.zeros_like(theta)
             step[j] = 1e-4
-            jac[:, j] = (_residuals(theta + step, ms, hw, fmts) - res) / 1e-4
+            jac[:, j] = (_residuals(theta + step, ms, hw, layout) - res) / 1e-4
         jtj, jtr = jac.T @ jac, jac.T @ res
-        improved = False
+        improved = converged = False
         for _ in range(8):
             delta = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-9), -jtr)
             trial = np.clip(theta + delta, -12.0, 12.0)
-            trial_res = _residuals(trial, ms, hw, fmts)
+            trial_res = _residuals(trial, ms, hw, layout)
             trial_cost = float(trial_res @ trial_res)
             if trial_cost < cost:
-                theta, res, lam, improved = trial, trial_res, max(lam / 3, 1e-7), True
-                converged = cost - trial_cost < 1e-10 * max(cost, 1e-12)
-                cost = trial_cost
+                converged = cost - trial_cost < 1e-9 * max(cost, 1e-12)
+                theta, res, cost, lam, improved = trial, trial_res, trial_cost, max(lam / 3, 1e-7), True
                 break
             lam *= 4
         if not improved or converged:
@@ -238,7 +271,7 @@ def fit(measurements: Sequence[Measurement], hw: Hardware, iterations: int = 60)
     sources = tuple(sorted({m.source for m in ms}))
     date = _dt.date.today().isoformat()
     label = f"fitted {date} to {len(ms)} measurements on {hw.name.split(':', 1)[0]} from {', '.join(Path(s).name for s in sources)}"
-    eff = _unpack(theta, fmts, label)
+    eff = layout.unpack(theta, label)
     preds = [predict(m, hw, eff) for m in ms]
     return FitResult(
         efficiency=eff,

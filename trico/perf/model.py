@@ -1,6 +1,6 @@
 """The performance model: (ModelConfig, Scheme, Workload, Hardware[, Efficiency]) -> Estimate, pure functions.
 
-Each operator takes max(memory time, compute time + dequantization time) plus its kernel launches; a step
+Each operator takes max(memory time, compute time + format-specific ALU time) plus its kernel launches; a step
 is the sum of its operators (kernels run one after another on one stream). With the default Efficiency this
 is the plain roofline; calibration.py fits the Efficiency factors to measured benchmarks.
 """
@@ -173,9 +173,15 @@ def time_op(op: Op, hw: Hardware, eff: Efficiency) -> OpTime:
         return OpTime(op, comm + launch, 0.0, 0.0, 0.0, launch, "interconnect", "interconnect")
     mem = op.bytes / (hw.memory_bandwidth_GBps * GB * eff.bandwidth_fraction(op.bytes)) if op.bytes else 0.0
     cmp = op.flops / (hw.peak_flops(op.precision) * eff.flops) if op.flops else 0.0
-    deq = eff.dequant_seconds(op.fmt, op.weight_elems)
-    body = max(mem, cmp + deq)
-    body_bound = "memory" if mem >= cmp + deq else "compute"
+    deq, separate = eff.kernel_seconds(op.fmt, op.weight_elems, op.rows)
+    if separate:
+        # Dequantize-then-matmul: the extra pass runs before the dense matmul, not under it.
+        body = max(mem, cmp) + deq
+        body_bound = "memory" if mem >= cmp else "compute"
+    else:
+        # Fused kernels unpack (ALU) while the next weights stream in: ALU work hides under memory time.
+        body = max(mem, cmp + deq)
+        body_bound = "memory" if mem >= cmp + deq else "compute"
     bound = "overhead" if launch > op.count * body else body_bound
     return OpTime(
         op,

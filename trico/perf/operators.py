@@ -35,9 +35,11 @@ class Op:
     precision: str = "bf16"
     """Compute precision of its math (a key of Hardware.peak_TFLOPs)."""
     weight_elems: float = 0.0
-    """Packed weights one instance dequantizes (0 for 16-bit weights)."""
+    """Weights one instance of a linear reads (packed or 16-bit); 0 for other operators."""
     fmt: str | None = None
-    """Kernel format of the packed weights (None for 16-bit)."""
+    """Kernel format of a linear's weights ('bf16' for 16-bit ones); None for other operators."""
+    rows: int = 0
+    """Rows of the activation matrix a linear multiplies (batch x new tokens)."""
     kernels: int = 1
     """Kernel launches per instance."""
 
@@ -74,7 +76,7 @@ def _linear(name: str, m: int, k: int, n: int, scheme: SchemeLike, count: int, q
         prec = compute_precision(scheme)
         act_in = scheme.act_bits / 8
     else:
-        bits, fmt, prec, act_in = 16.0, None, "bf16", ACT_BYTES
+        bits, fmt, prec, act_in = 16.0, "bf16", "bf16", ACT_BYTES
     weight_bytes = n * k * bits / 8
     return Op(
         name=name,
@@ -83,8 +85,9 @@ def _linear(name: str, m: int, k: int, n: int, scheme: SchemeLike, count: int, q
         flops=2.0 * m * n * k,
         bytes=weight_bytes + m * k * act_in + m * n * ACT_BYTES,
         precision=prec,
-        weight_elems=float(n * k) if fmt else 0.0,
+        weight_elems=float(n * k),
         fmt=fmt,
+        rows=m,
     )
 
 

@@ -70,7 +70,14 @@ def test_functional_bugs_show_in_csim(suite, code, status, kind):
     d = build_design(k.source, k.name)
     m = sites(d, code)[0]
     faulty, _ = apply(k.source, [m])
+
+    def line_of(edit):
+        return k.source.count("\n", 0, edit.start) + 1
+
     r = run_variant(faulty, k.testbench, k.golden, KERNELS_DIR)
     assert r.status == status, r.detail
     if kind:
         assert r.kind == kind
+    if status in ("timeout", "sanitizer"):
+        # The stuck or faulting line lies inside the mutated loop nest.
+        assert r.lines and r.lines[0] >= line_of(m.edits[0])

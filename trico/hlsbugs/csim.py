@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ CXXFLAGS = [
     "-Wno-unknown-pragmas",
 ]
 RUN_ENV = {
-    "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:symbolize=1",
+    # handle_abort: a SIGABRT sent to a run that hangs makes ASan print where it was stuck.
+    "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:symbolize=1:handle_abort=1",
     "UBSAN_OPTIONS": "print_stacktrace=0:halt_on_error=1",
 }
 TIMEOUT_S = 1.0
@@ -193,17 +195,26 @@ def run_variant(
 
 
 def _run(cmd: list[str], work: Path, golden: str, timeout: float) -> CSimResult:
+    proc = subprocess.Popen(
+        cmd,
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **RUN_ENV},
+    )
     try:
-        proc = subprocess.run(
-            cmd,
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **RUN_ENV},
-        )
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return CSimResult("timeout", f"no exit within {timeout:g} s")
+        proc.send_signal(signal.SIGABRT)
+        try:
+            _, stderr = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        frames = [int(m.group(1)) for m in _FRAME_RE.finditer(stderr)]
+        return CSimResult("timeout", f"no exit within {timeout:g} s", None, frames[:1])
+    proc = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     ub = _UBSAN_RE.search(proc.stderr)
     if ub:
         return CSimResult("sanitizer", ub.group(2), _classify_ubsan(ub.group(2)), [int(ub.group(1))])

@@ -79,7 +79,7 @@ class SanitizerDetector(Detector):
 def _report(r: CSimResult) -> Report:
     findings: list[tuple[str | None, int | None]] = []
     if r.status == "timeout":
-        findings.append(("INF", None))
+        findings.extend(("INF", ln) for ln in r.lines or [None])
     elif r.status == "sanitizer":
         kind = _KIND_TO_TYPE.get(r.kind or "", "OOB" if (r.kind or "").startswith("asan:") else None)
         findings.extend((kind, ln) for ln in r.lines or [None])

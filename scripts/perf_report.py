@@ -235,6 +235,8 @@ def render(report: dict) -> str:
             ],
         ),
         "",
+        f"![Predicted vs measured on the held-out set]({report.get('plot', '')})",
+        "",
         "## Sanity checks against published behaviour",
         "",
         *report["sanity"],
@@ -360,6 +362,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    from trico.perf.plots import prediction_chart
+
+    png = out.with_name(out.stem + "-validation.png")
+    prediction_chart(
+        report["validation_rows"],
+        png,
+        f"{hw.name}: {len(val_ms)} held-out configurations (fitted on {', '.join(fit_models)})",
+    )
+    report["plot"] = png.name
     out.write_text(render(report))
     write_json(report, out.with_suffix(".json"))
     s = report["validation_summary"]

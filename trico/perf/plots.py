@@ -261,3 +261,57 @@ def what_if_chart(steps: Sequence[WhatIf], knob: str, path: str | Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def prediction_chart(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:
+    """Predicted vs measured time (log-log) for calibrated and roofline predictions, with the y = x line.
+
+    `rows` carry measured_ms, calibrated_ms, roofline_ms and phase ('decode' or 'prefill').
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 6), dpi=120)
+    styles = {
+        ("decode", "calibrated_ms"): ("o", "tab:blue", "calibrated, decode (TPOT)"),
+        ("prefill", "calibrated_ms"): ("s", "tab:blue", "calibrated, prefill (TTFT)"),
+        ("decode", "roofline_ms"): ("o", "tab:gray", "datasheet roofline, decode (TPOT)"),
+        ("prefill", "roofline_ms"): ("s", "tab:gray", "datasheet roofline, prefill (TTFT)"),
+    }
+    for (phase, key), (marker, color, label) in styles.items():
+        sel = [r for r in rows if r["phase"] == phase]
+        if sel:
+            ax.scatter(
+                [r["measured_ms"] for r in sel],
+                [r[key] for r in sel],
+                marker=marker,
+                s=28,
+                facecolor=color if key == "calibrated_ms" else "none",
+                edgecolor=color,
+                label=label,
+                zorder=3,
+            )
+    values = [r[k] for r in rows for k in ("measured_ms", "calibrated_ms", "roofline_ms")]
+    lo, hi = min(values) * 0.8, max(values) * 1.25
+    ax.plot([lo, hi], [lo, hi], "-", color="black", lw=1, label="prediction = measurement")
+    ax.fill_between(
+        [lo, hi],
+        [lo * 0.9, hi * 0.9],
+        [lo * 1.1, hi * 1.1],
+        color="tab:green",
+        alpha=0.12,
+        label="within 10%",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured time (ms): decode step or prefill")
+    ax.set_ylabel("predicted time (ms)")
+    ax.set_title(title or "Performance model on held-out configurations", fontsize=10)
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

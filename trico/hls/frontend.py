@@ -153,6 +153,7 @@ def linear_weights(mod: nn.Module) -> LinearWeights:
             dense=np.ascontiguousarray(w),
             absmax=float(np.abs(w).max()),
             rms=float(np.sqrt(np.mean(w.astype(np.float64) ** 2))),
+            typical=float(np.median(np.abs(w))),
         )
     fmt = getattr(mod, "fmt", None)
     if fmt not in ("int8", "uint4", "tern2"):
@@ -179,6 +180,7 @@ def linear_weights(mod: nn.Module) -> LinearWeights:
         mins=mins,
         absmax=float(dq.abs().max()),
         rms=float(dq.double().pow(2).mean().sqrt()),
+        typical=float(dq.abs().median()),
     )
 
 
@@ -283,6 +285,20 @@ def to_ir(gm: fx.GraphModule, samples: list[DecodeInputs], max_ctx: int) -> Grap
         vals = [v[name].detach().float() for v in values]
         t.absmax = max(float(v.abs().max()) for v in vals)
         t.rms = float(np.sqrt(np.mean([float(v.pow(2).mean()) for v in vals])))
+        t.typical = float(torch.cat([v.reshape(-1) for v in vals]).abs().median())
+    # Keys and values already in the cache must fit the cache's type too (early tokens can be larger).
+    by_output = {n.output: n for n in nodes}
+
+    def source(t: str) -> str:
+        while t in by_output and by_output[t].op == "alias":
+            t = by_output[t].inputs[0]
+        return t
+
+    for att in (n for n in nodes if n.op == "attention"):
+        for idx, attr in ((1, "k_cache"), (2, "v_cache")):
+            peak = max(float(getattr(s, attr)[:, : s.pos].abs().max()) if s.pos else 0.0 for s in samples)
+            t = tensors[source(att.inputs[idx])]
+            t.absmax = max(t.absmax, peak)
     graph = Graph(inputs=inputs, output=output, nodes=nodes, tensors=tensors)
     graph.validate()
     return graph

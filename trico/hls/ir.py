@@ -20,6 +20,8 @@ class TensorInfo:
     """Largest magnitude seen during calibration (0 until calibrated)."""
     rms: float = 0.0
     """Root mean square seen during calibration."""
+    typical: float = 0.0
+    """Median magnitude seen during calibration (robust to the few huge outlier channels)."""
     ctype: str = "float"
     """C++ type of the on-chip buffer (set by the precision pass)."""
     stream: str = "pipo"
@@ -51,11 +53,20 @@ class LinearWeights:
     """Largest |W| (dequantized), for the precision of float weights."""
     rms: float = 0.0
     """Root mean square of W (dequantized)."""
+    typical: float = 0.0
+    """Median |W| (dequantized)."""
 
     def stub(self) -> LinearWeights:
         """The same description without the arrays (for estimation and design-space exploration)."""
         return LinearWeights(
-            self.fmt, self.n, self.k, self.group, self.symmetric, absmax=self.absmax, rms=self.rms
+            self.fmt,
+            self.n,
+            self.k,
+            self.group,
+            self.symmetric,
+            absmax=self.absmax,
+            rms=self.rms,
+            typical=self.typical,
         )
 
     @property

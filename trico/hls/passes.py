@@ -20,7 +20,7 @@ class HlsOptions:
     unroll: int = 8
     """Mat-vec lanes: weights decoded and multiplied per cycle per projection (>= 1)."""
     noise_bits: int = 10
-    """Fixed point: quantization step <= rms * 2^-noise_bits for every tensor."""
+    """Fixed point: quantization step <= (median |value|) * 2^-noise_bits for every tensor."""
     max_ctx: int = 128
     """KV-cache rows per layer on the external memory (longest context the design serves)."""
 
@@ -96,8 +96,8 @@ def fuse_residual_add(graph: Graph, opts: HlsOptions) -> None:
             if lin is not None and lin.op == "linear" and len(graph.consumers(src)) == 1:
                 residual = add.inputs[1 - i]
                 lin.op, lin.inputs = "linear_add", [lin.inputs[0], residual]
-                graph.tensors[add.output] = graph.tensors.pop(lin.output)
-                graph.tensors[add.output].name = add.output
+                # The fused stage writes the sum: it keeps the add's tensor (and its calibrated range).
+                graph.tensors.pop(lin.output)
                 lin.output = add.output
                 lin.name = f"{lin.name}_res"
                 # The fused node must run after the residual is produced: it takes the add's slot.
@@ -137,10 +137,14 @@ class Fixed:
         )
 
 
-def fixed_for(absmax: float, rms: float, noise_bits: int) -> Fixed:
-    """Integer bits cover 2x the calibrated peak; fractional bits put the step below rms * 2^-noise_bits."""
+def fixed_for(absmax: float, typical: float, noise_bits: int) -> Fixed:
+    """Integer bits cover 2x the calibrated peak; fractional bits put the step below typical * 2^-noise_bits.
+
+    `typical` is the median magnitude, not the rms: residual streams carry a few huge outlier channels
+    that inflate the rms, and a step sized from it would drown the ordinary channels.
+    """
     i = max(1, math.ceil(math.log2(max(absmax, 1e-12) * 2.0)) + 1)
-    f = max(1, math.ceil(-math.log2(max(rms, 1e-12))) + noise_bits) if rms > 0 else 8
+    f = max(1, math.ceil(-math.log2(max(typical, 1e-12))) + noise_bits) if typical > 0 else 8
     return Fixed(i + f, i)
 
 
@@ -170,7 +174,7 @@ def assign_precision(graph: Graph, opts: HlsOptions) -> None:
     uniform = None if opts.precision == "fixed" else parse_fixed(opts.precision)
     chosen: dict[str, Fixed] = {}
     for t in graph.tensors.values():
-        chosen[t.name] = uniform or fixed_for(t.absmax, t.rms, opts.noise_bits)
+        chosen[t.name] = uniform or fixed_for(t.absmax, t.typical or t.rms, opts.noise_bits)
     # The layer engine feeds a layer's output back as the next layer's input: one residual-stream type.
     if "x" in chosen and uniform is None:
         chosen["x"] = chosen[graph.output] = _wider(chosen["x"], chosen[graph.output])
@@ -189,7 +193,7 @@ def assign_precision(graph: Graph, opts: HlsOptions) -> None:
             n.attrs["acc"] = acc.ctype(saturate=False)
             w = n.params["weight"]
             if w.fmt == "float":
-                wfx = uniform or fixed_for(w.absmax, w.rms, opts.noise_bits)
+                wfx = uniform or fixed_for(w.absmax, w.typical or w.rms, opts.noise_bits)
                 n.attrs["wtype"] = wfx.ctype()
             else:
                 n.attrs["wtype"] = "float"
@@ -246,7 +250,7 @@ def insert_forks(graph: Graph, opts: HlsOptions) -> None:
             a, b = f"{name}_c{j}", f"{name}_r{j}"
             info = graph.tensors[name]
             for t in (a, b):
-                graph.tensors[t] = TensorInfo(t, info.size, info.absmax, info.rms, info.ctype)
+                graph.tensors[t] = TensorInfo(t, info.size, info.absmax, info.rms, info.typical, info.ctype)
             fork = Node(f"fork_{name}_{j}", "fork", [src], a, attrs={"second": b})
             graph.nodes.insert(_index_after(graph, [src]), fork)
             user.inputs = [a if t == name else t for t in user.inputs]

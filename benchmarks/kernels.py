@@ -82,10 +82,15 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default="")
+    p.add_argument("--formats", default="", help="comma-separated subset of the format names")
+    p.add_argument("--tuner", action="store_true", help="only the tuner's candidates (qlinear.candidates)")
     args = p.parse_args()
     rows, best = [], []
     shapes = SHAPES[:2] if args.quick else SHAPES
+    wanted = set(args.formats.split(",")) if args.formats else None
     for name, fmt, group, sym in FORMATS:
+        if wanted and name not in wanted:
+            continue
         for n, k in shapes:
             pw = make_weight(fmt, group, sym, n, k)
             wb = nbytes(pw)
@@ -96,9 +101,16 @@ def main() -> int:
                 cublas_ms = bench(lambda: torch.nn.functional.linear(x, ref_w))  # noqa: B023
                 deq_ms = bench(lambda: torch.nn.functional.linear(x, qk.dequantize(pw, torch.bfloat16)))  # noqa: B023
                 cands = []
-                for bn, kb, sk in CONFIGS_M1 if m == 1 else CONFIGS_MB:
-                    for stages in (2, 4) if not args.quick else (3,):
-                        cfg = qk.GemvConfig(bn, kb, sk, num_warps=4, num_stages=stages)
+                if args.tuner:
+                    cfgs = qk.candidates(m)
+                else:
+                    cfgs = [
+                        qk.GemvConfig(bn, kb, sk, num_warps=4, num_stages=st)
+                        for bn, kb, sk in (CONFIGS_M1 if m == 1 else CONFIGS_MB)
+                        for st in ((2, 4) if not args.quick else (3,))
+                    ]
+                for cfg in cfgs:
+                    if True:
                         try:
                             y = qk.qmm(x, pw, cfg)
                             err = float((y.float() - ref).norm() / ref.norm())
@@ -112,7 +124,14 @@ def main() -> int:
                             n=n,
                             k=k,
                             m=m,
-                            cfg=[bn, kb, sk, 4, stages],
+                            cfg=[
+                                cfg.block_n,
+                                cfg.block_kb,
+                                cfg.split_k,
+                                cfg.num_warps,
+                                cfg.num_stages,
+                                int(cfg.dup),
+                            ],
                             ms=ms,
                             GBps=gbps,
                             rel_err=err,

@@ -256,19 +256,19 @@ if triton is not None:
                 mask_j = offs_j < j_hi
                 wmask = mask_n[:, None] & mask_j[None, :]
                 u = _load_units(w_ptr, offs_n, offs_j, wmask, stride_wn, FID)
-                f = _codes(u, offs_p, FID, OFFSET)  # [BN, BJ, P_PAD]
-                k2 = offs_j[:, None] * P + offs_p[None, :]  # [BJ, P_PAD]
-                kmask = mask_j[:, None] & (offs_p < P)[None, :] & (k2 < K)
                 if SCALE_MODE == 2:
                     sidx = offs_n[:, None] * stride_sn + (offs_j * P // G)[None, :]
                     su = tl.load(s_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
                     if HAS_MIN:
                         mu = tl.load(m_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
-                if SCALE_MODE == 3:
-                    sidx3 = offs_n[:, None, None] * stride_sn + (k2 // G)[None, :, :]
-                    m3 = mask_n[:, None, None] & kmask[None, :, :]
-                    f = f * tl.load(s_ptr + sidx3, mask=m3, other=0.0).to(tl.float32)
                 if USE_DOT:
+                    f = _codes(u, offs_p, FID, OFFSET)  # [BN, BJ, P_PAD]
+                    k2 = offs_j[:, None] * P + offs_p[None, :]  # [BJ, P_PAD]
+                    kmask = mask_j[:, None] & (offs_p < P)[None, :] & (k2 < K)
+                    if SCALE_MODE == 3:
+                        sidx3 = offs_n[:, None, None] * stride_sn + (k2 // G)[None, :, :]
+                        m3 = mask_n[:, None, None] & kmask[None, :, :]
+                        f = f * tl.load(s_ptr + sidx3, mask=m3, other=0.0).to(tl.float32)
                     if P == P_PAD:  # codes of consecutive units are consecutive k: one dense 2-D tile of x
                         kk = j0 * P + tl.arange(0, BLOCK_J * P_PAD)
                         x2 = tl.load(
@@ -295,17 +295,26 @@ if triton is not None:
                     if SCALE_MODE == 1 and HAS_MIN:
                         xsum += tl.sum(x2.to(tl.float32), axis=1)
                 else:
-                    # M == 1: reduce the codes of a unit in-thread, scale once per unit, and keep the
-                    # [BN, BJ] partial sums until after the loop (one cross-thread reduction in total).
-                    xv = tl.load(x_ptr + k2, mask=kmask, other=0.0).to(tl.float32)  # [BJ, P_PAD]
-                    part = tl.sum(f * xv[None, :, :], axis=2)  # [BN, BJ]
+                    # M == 1: codes laid out [P, BN, BJ] so that the code axis is the slowest one
+                    # and stays in registers: the per-unit sum over codes is in-thread, the scale is
+                    # applied once per unit, and the [BN, BJ] partial sums are reduced across
+                    # threads only once, after the loop.
+                    fT = _codes_bc(u[None, :, :], offs_p[:, None, None], FID, OFFSET)  # [P_PAD, BN, BJ]
+                    kT = offs_j[None, :] * P + offs_p[:, None]  # [P_PAD, BJ]
+                    kmaskT = mask_j[None, :] & (offs_p < P)[:, None] & (kT < K)
+                    if SCALE_MODE == 3:
+                        sidxT = offs_n[None, :, None] * stride_sn + (kT // G)[:, None, :]
+                        mT = mask_n[None, :, None] & kmaskT[:, None, :]
+                        fT = fT * tl.load(s_ptr + sidxT, mask=mT, other=0.0).to(tl.float32)
+                    xv = tl.load(x_ptr + kT, mask=kmaskT, other=0.0).to(tl.float32)  # [P_PAD, BJ]
+                    part = tl.sum(fT * xv[:, None, :], axis=0)  # [BN, BJ]
                     if SCALE_MODE == 2:
                         part = part * su
                         if HAS_MIN:
-                            part += mu * tl.sum(xv, axis=1)[None, :]
+                            part += mu * tl.sum(xv, axis=0)[None, :]
                     acc2 += part
                     if SCALE_MODE == 1 and HAS_MIN:
-                        xs2 += tl.sum(xv, axis=1)
+                        xs2 += tl.sum(xv, axis=0)
         if not USE_DOT:
             acc += tl.sum(acc2, axis=1)[None, :]
             if SCALE_MODE == 1 and HAS_MIN:
@@ -471,27 +480,13 @@ _TUNED: dict[tuple, GemvConfig | None] = {}
 def candidates(m: int) -> list[GemvConfig]:
     """Launch shapes tried by tuned_config (M == 1: broadcast-FMA GEMV; M > 1: tensor-core tiles)."""
     if m == 1:
-        return [
-            GemvConfig(8, 256, 1),
-            GemvConfig(8, 512, 1),
-            GemvConfig(4, 512, 1),
-            GemvConfig(16, 256, 1),
-            GemvConfig(8, 256, 2),
-            GemvConfig(4, 256, 1, num_warps=2),
-            GemvConfig(8, 512, 1, num_warps=8),
-        ]
+        return [GemvConfig(8, 256, 1), GemvConfig(4, 512, 1), GemvConfig(16, 256, 1), GemvConfig(8, 256, 2)]
     return [
         GemvConfig(32, 128, 1),
         GemvConfig(16, 128, 1),
-        GemvConfig(64, 64, 1),
-        GemvConfig(32, 128, 2),
-        GemvConfig(16, 128, 2),
-        GemvConfig(16, 256, 1),
         GemvConfig(32, 64, 1, dup=True),
         GemvConfig(64, 64, 1, dup=True),
         GemvConfig(16, 64, 1, dup=True),
-        GemvConfig(32, 64, 2, dup=True),
-        GemvConfig(32, 128, 1, dup=True),
     ]
 
 

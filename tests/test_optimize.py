@@ -1,5 +1,6 @@
 """`trico optimize` end to end on a tiny random model: checkpoint + report + plots, budget handling."""
 
+import dataclasses
 import json
 
 import pytest
@@ -60,9 +61,14 @@ def test_optimize_writes_checkpoint_report_and_plots(tiny_job, tmp_path):
     assert "pareto.png" in md and "roofline.png" in md and report["chosen"] in md
     for png in ("pareto.png", "roofline.png", "roofline-operators.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    # A second run replaces the result only with --overwrite.
+    with pytest.raises(TricoError, match="--overwrite"):
+        run_optimize(opts)
+    again = run_optimize(dataclasses.replace(opts, schemes=("int8",), overwrite=True))
+    assert again["chosen"] == "int8" and json.loads((out / "report.json").read_text())["chosen"] == "int8"
     # The folder is a loadable trico checkpoint of the chosen scheme.
     loaded = load_model(str(out))
-    assert loaded.extra["scheme"] == report["chosen"]
+    assert loaded.extra["scheme"] == "int8"
     logits = loaded.model(torch.tensor([[3, 4, 5]]))
     assert logits.shape == (1, 3, tiny_job.vocab_size) and torch.isfinite(logits).all()
 

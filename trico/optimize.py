@@ -25,7 +25,6 @@ from trico.errors import TricoError
 DEFAULT_CANDIDATES: tuple[str, ...] = (
     "int8",
     "int4-rtn-g32-asym",
-    "int4-rtn-g64",
     "int4-rtn-g128-fit",
     "int3-rtn-g128-fit",
 )
@@ -53,6 +52,8 @@ class OptimizeOptions:
     """A larger preset to predict with the same schemes (the quality of the small model does not transfer)."""
     measure: bool = True
     """Time decode on a GPU when one is present."""
+    overwrite: bool = False
+    """Replace `out` if it holds an earlier optimize result (report.json); anything else is never replaced."""
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -82,9 +83,13 @@ class CachedReference:
         return self._cache[key].float()
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TricoError(f"{out}: output folder exists and is not empty; choose a new --out")
+def _check_out(out: Path, overwrite: bool) -> None:
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if overwrite and out.is_dir() and (out / "report.json").is_file():
+        return
+    hint = "" if overwrite else " (or --overwrite to replace an earlier optimize result)"
+    raise TricoError(f"{out}: output folder exists and is not empty; choose a new --out{hint}")
 
 
 def _log(opts: OptimizeOptions, msg: str) -> None:
@@ -112,7 +117,7 @@ def run_optimize(opts: OptimizeOptions, log: Callable[[str], None] | None = None
     """Run the whole job; returns the report dict (also written as OUT/report.json)."""
     t_start = time.perf_counter()
     out = Path(opts.out)
-    _check_out(out)
+    _check_out(out, opts.overwrite)
     from trico.config import get_config
     from trico.eval.data import load_eval_tokens
     from trico.eval.perplexity import evaluate
@@ -284,6 +289,11 @@ def run_optimize(opts: OptimizeOptions, log: Callable[[str], None] | None = None
 
         write_json(report, staging / "report.json")
         (staging / "report.md").write_text(render_report(report, hw))
+        if out.exists():
+            # --overwrite of an earlier result (checked above): swap it out only once the new one is complete.
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            shutil.rmtree(old, ignore_errors=True)
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -277,6 +277,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         new_tokens=args.new_tokens,
         plan_model=args.plan_model,
         measure=not args.no_measure,
+        overwrite=args.overwrite,
     )
     run_optimize(opts)
     return 0
@@ -377,4 +378,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--plan-model", help="also predict a larger preset with the same schemes (e.g. llama-3-8b)"
     )
     o.add_argument("--no-measure", action="store_true", help="on a GPU, do not time the checkpoints")
+    o.add_argument(
+        "--overwrite", action="store_true", help="replace OUT if it holds an earlier optimize result"
+    )
     o.set_defaults(func=cmd_optimize)

@@ -25,6 +25,7 @@ def _calib() -> Calibration:
 
 
 def _sqnr_db(ref: torch.Tensor, out: torch.Tensor) -> float:
+    ref, out = ref.detach(), out.detach()
     return float(10 * torch.log10(ref.pow(2).mean() / (ref - out).pow(2).mean()))
 
 

@@ -251,7 +251,7 @@ def run_optimize(opts: OptimizeOptions, log: Callable[[str], None] | None = None
             "tpot",
             "kl",
             staging / "pareto.png",
-            title=f"{config.name} on {hw.name}: predicted TPOT vs measured KL (budget {opts.max_kl:g})",
+            title=f"{opts.model} on {hw.name}: predicted TPOT vs measured KL (budget {opts.max_kl:g})",
             y_limit=opts.max_kl,
         )
         plots.roofline_chart(
@@ -259,7 +259,7 @@ def run_optimize(opts: OptimizeOptions, log: Callable[[str], None] | None = None
             [base_est, *[p.estimate for p in points]],
             staging / "roofline.png",
             per_operator=False,
-            title=f"Roofline on {hw.display_name}: {config.name}, batch {opts.batch}, prompt {opts.prompt}",
+            title=f"Roofline on {hw.display_name}: {opts.model}, batch {opts.batch}, prompt {opts.prompt}",
         )
         plots.roofline_chart(hw, [chosen_est], staging / "roofline-operators.png", per_operator=True)
         report = {
@@ -294,6 +294,7 @@ def run_optimize(opts: OptimizeOptions, log: Callable[[str], None] | None = None
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)
             shutil.rmtree(old, ignore_errors=True)
+        staging.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -327,7 +328,7 @@ def render_report(report: dict, hw) -> str:  # noqa: ANN001 - trico.perf.hardwar
     base = report["baseline_bf16"]
     w = report["workload"]
     lines = [
-        f"# trico optimize: {report['config']} on {hw.display_name}",
+        f"# trico optimize: {report['model']} ({report['config']}) on {hw.display_name}",
         "",
         f"**Chosen: `{report['chosen']}`** — the lowest predicted "
         f"{'$ per million tokens' if report['objective'] == 'usd_per_Mtok' else 'time per output token'} "

@@ -79,6 +79,7 @@ def roofline_chart(
     if per_operator and estimates:
         est = estimates[0]
         seen: set[str] = set()
+        labelled: list[tuple[float, float]] = []
         for phase, marker in (("prefill", "o"), ("decode", "^")):
             phase_est = est.prefill if phase == "prefill" else est.decode
             for t in phase_est.ops:
@@ -97,8 +98,10 @@ def roofline_chart(
                     zorder=3,
                 )
                 seen.add(label)
-                if t.op.kind in ("linear", "attention"):
+                near = any(abs(xy[0] / a - 1) < 0.3 and abs(xy[1] / b - 1) < 0.3 for a, b in labelled)
+                if t.op.kind in ("linear", "attention") and not near:
                     ax.annotate(t.op.name, xy, textcoords="offset points", xytext=(4, 3), fontsize=6)
+                    labelled.append(xy)
         subtitle = f"{est.model}, {est.scheme}, batch {est.workload.batch}, prompt {est.workload.prompt}"
     else:
         cmap = plt.get_cmap("tab10")

@@ -134,3 +134,18 @@ def test_stored_calibration_round_trips(tmp_path):
     got = load_efficiency("h100-sxm:bw=2x", tmp_path)
     assert got == eff
     assert load_efficiency("l4", tmp_path) is None
+
+
+def test_shipped_h100_fit_is_loaded_with_its_provenance():
+    eff = load_efficiency("h100-sxm")
+    assert eff is not None and eff.calibrated
+    assert "perf-fit-h100.json" in eff.source
+    # Every benchmarked weight format has its kernel costs.
+    for fmt in ("int8", "uint4", "uint3", "tern2", "tern1.6"):
+        assert fmt in eff.gemv_ps and fmt in eff.mma_ps and fmt in eff.prefill_dequant_ps
+    assert 0.5 < eff.bw <= 1.0 and 0.3 < eff.flops <= 1.0
+
+
+def test_fused_kernel_row_limit_matches_the_engine():
+    dispatch = pytest.importorskip("trico.kernels.dispatch")
+    assert Efficiency().fused_max_rows == dispatch.DECODE_MAX_ROWS

@@ -22,6 +22,11 @@ def test_charts_are_written(tmp_path):
     c = plots.pareto_chart(points, "tpot", "tokens_per_usd", tmp_path / "sub" / "pareto.png")
     steps = dse.hardware_what_if(cfg, "bf16", Workload(batch=64), H100, "bw", [0.5, 1, 2], calibrated=False)
     d = plots.what_if_chart(steps, "bw", tmp_path / "whatif.png")
-    for p in (a, b, c, d):
+    rows = [
+        {"phase": "decode", "measured_ms": 7.0, "calibrated_ms": 7.2, "roofline_ms": 4.0},
+        {"phase": "prefill", "measured_ms": 55.0, "calibrated_ms": 53.0, "roofline_ms": 34.0},
+    ]
+    e = plots.prediction_chart(rows, tmp_path / "pred.png")
+    for p in (a, b, c, d, e):
         data = p.read_bytes()
         assert data[:4] == PNG and len(data) > 10_000

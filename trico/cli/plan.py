@@ -145,6 +145,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     effs = {p.estimate.hardware: p.estimate.efficiency for p in points}
     for hw, src in effs.items():
         print(f"model for {hw}: {src}")
+    from trico.perf.model import ROOFLINE
+
+    if len({src == ROOFLINE.source for src in effs.values()}) > 1:
+        print(
+            "warning: this sweep compares calibrated and uncalibrated devices; the datasheet roofline is "
+            "optimistic (docs/perf-model.md gives its measured error on the H100)"
+        )
     misfits = [p for p in points if not p.estimate.fits]
     for p in misfits[:5]:
         e = p.estimate

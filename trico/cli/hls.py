@@ -131,16 +131,18 @@ def _compile(args: argparse.Namespace) -> int:
         (out / "design.json").write_text(json.dumps(man, indent=2))
     else:
         tokens = calibration_tokens(lm.tokenizer, args.ctx)
-        # Earlier decode steps calibrate the fixed-point ranges; the last one is the testbench input.
+        # Three earlier decode steps calibrate the fixed-point ranges; the last one (held out) is the
+        # testbench input.
         samples, refs = capture_decode_steps(model, tokens, args.layer, n_steps=4)
         design = compile(
             model.model.layers[args.layer],
-            samples,
+            samples[-1],
             args.precision,
             args.part,
             config=cfg,
             unroll=args.unroll,
             max_ctx=args.ctx,
+            calib=samples[:-1],
         )
         out = design.emit(args.out)
         refs[-1].float().numpy().reshape(-1).tofile(out / "reference.f32")

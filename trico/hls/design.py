@@ -237,11 +237,12 @@ def compile(
     max_ctx: int | None = None,
     noise_bits: int = 10,
     layer_index: int | None = None,
+    calib: list[DecodeInputs] | None = None,
 ) -> Design:
     """Compile a DecoderLayer (one-layer design) or a Transformer (layer engine over all layers + head).
 
-    example_inputs: decode-step inputs of one layer; with several, all calibrate the fixed-point
-    ranges and the last one is the testbench input. For a Transformer they come from its layers
+    example_inputs: decode-step inputs of one layer; the last one is the testbench input. The
+    fixed-point ranges come from `calib` when given (held-out steps), else from every example input. For a Transformer they come from its layers
     (see trico.hls.workload) and calibrate every layer.
     """
     from trico.hls.parts import get_part
@@ -255,7 +256,7 @@ def compile(
     if isinstance(module, DecoderLayer):
         if config is None:
             raise TricoError("compiling a DecoderLayer needs its ModelConfig (config=...)")
-        graph = _graph_for(module, config, samples, opts)
+        graph = _graph_for(module, config, calib or samples, opts)
         return Design(graph, config, opts, part, [module], _rope_tables(config, ctx), sample=samples[-1])
     if hasattr(module, "model") and hasattr(module.model, "layers"):
         config = module.config

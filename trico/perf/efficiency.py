@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -112,13 +113,9 @@ def _lookup(table: Mapping[str, float], fmt: str) -> float:
 
 
 def _fmt_bits(fmt: str) -> float:
-    if fmt in ("bf16", "fp16"):
-        return 16.0
-    digits = "".join(ch for ch in fmt if ch.isdigit() or ch == ".")
-    try:
-        return float(digits) if digits else 8.0
-    except ValueError:
-        return 8.0
+    """Bit width named in a format ('uint4' -> 4, 'tern1.6' -> 1.6, 'w8a8' -> 8, 'bf16' -> 16)."""
+    match = re.search(r"\d+(?:\.\d+)?", fmt)
+    return float(match.group()) if match else 16.0
 
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "fitted"

@@ -160,6 +160,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     if len(misfits) > 5:
         print(f"... {len(misfits) - 5} more configurations do not fit")
+    if quality and ({"kl", "top1", "dppl"} & set(objectives) or args.max_kl):
+        print(
+            f"quality from {args.quality} ({len(quality)} schemes), measured on trico's default model: it "
+            "ranks schemes but does not transfer as-is to other models"
+        )
     front = sum(p.pareto for p in points)
     print(
         f"{len(points)} configurations, {len(points) - len(misfits)} fit, {front} on the Pareto front ({', '.join(objectives)})"

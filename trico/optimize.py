@@ -103,12 +103,15 @@ def _measure_decode(model: torch.nn.Module, opts: OptimizeOptions) -> dict | Non
         return None
     from trico.engine.benchmark import bench_decode
 
+    import copy
+
     device = torch.device("cuda")
-    gpu_model = model.to(device=device, dtype=torch.bfloat16)
+    # A copy: the CPU model stays as evaluated (fp32) for the checkpoint that may be written from it.
+    gpu_model = copy.deepcopy(model).to(device=device, dtype=torch.bfloat16)
     try:
         r = bench_decode(gpu_model, opts.batch, opts.prompt, opts.new_tokens, opts.prompt, "graph", 3, device)
     finally:
-        model.to("cpu")
+        del gpu_model
         torch.cuda.empty_cache()
     return {"ms_per_token": r["ms_per_token"], "tok_s": r["tok_s"], "gpu": torch.cuda.get_device_name(device)}
 

@@ -101,9 +101,9 @@ def _measure_decode(model: torch.nn.Module, opts: OptimizeOptions) -> dict | Non
     """On a GPU: decode tokens/s and ms per step of the quantized model (None on CPU)."""
     if not (opts.measure and torch.cuda.is_available()):
         return None
-    from trico.engine.benchmark import bench_decode
-
     import copy
+
+    from trico.engine.benchmark import bench_decode
 
     device = torch.device("cuda")
     # A copy: the CPU model stays as evaluated (fp32) for the checkpoint that may be written from it.

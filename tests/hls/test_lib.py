@@ -135,6 +135,8 @@ def test_attention_gqa_writes_cache(case: dict, mode: str) -> None:
         p = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
         ref[h] = p @ vc[kv, : POS + 1]
     assert _rel(case["out"](f"attention_{mode}", H * D), ref.reshape(-1)) < TOL[mode]
+    # Four lanes along head_dim compute the same attention.
+    assert _rel(case["out"](f"attention_ua4_{mode}", H * D), ref.reshape(-1)) < TOL[mode]
     # Positions after pos are untouched, the new key sits at pos.
     kc_out = case["out"](f"attention_kc_{mode}", HKV * MAXLEN * D).reshape(HKV, MAXLEN, D)
     assert _rel(kc_out[:, POS], kc[:, POS]) < TOL[mode]

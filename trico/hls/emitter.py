@@ -193,7 +193,8 @@ def _emit_attention(n: Node, g: Graph, r: Region, v: dict[str, str]) -> str:
     a = n.attrs
     return (
         f"trico::attention<{_t(g, q)}, kv_t, {_t(g, n.output)}, {a['acc']}, {a['n_heads']}, {a['n_kv_heads']}, "
-        f"{a['head_dim']}, MAX_CTX>({v[q]}, {v[k]}, {v[val]}, kcache, vcache, pos, {v[n.output]});"
+        f"{a['head_dim']}, MAX_CTX, {a.get('unroll', 1)}>({v[q]}, {v[k]}, {v[val]}, kcache, vcache, pos, "
+        f"{v[n.output]});"
     )
 
 

@@ -163,18 +163,22 @@ def _attention_stage(n: Node, g: Graph, c: Costs) -> StageEstimate:
     a = n.attrs
     h, hkv, d, ctx = a["n_heads"], a["n_kv_heads"], a["head_dim"], a["max_ctx"]
     fl = _is_float(a.get("acc", "float"))
+    ua = a.get("unroll", 1)
     ii = c.fadd_latency if fl else 1
-    per_head = ctx * (d * ii + 5) + 3 * ctx + d * (ctx * ii + 5) + 40
+    # q.k: lane accumulators carry across iterations; p.v: one output's updates are D/UA cycles apart.
+    ii_v = max(1, math.ceil(ii / (d // ua))) if fl else 1
+    per_head = ctx * ((d // ua) * ii + 5) + 3 * ctx + ctx * (d // ua) * ii_v + d + 40
     compute = hkv * d + h * per_head
     kv_bytes = math.ceil(ctype_bits(a.get("kv_type", "float")) / 8)
     ext = h * ctx * d * 2 * kv_bytes + 2 * hkv * d * kv_bytes
-    s = StageEstimate(n.name, n.op, h * ctx * d * 2, ii, 12, compute, ext, "gmem_kv")
+    s = StageEstimate(n.name, n.op, h * ctx * d * 2 // ua, ii, 12, compute, ext, "gmem_kv")
     kvb = ctype_bits(a.get("kv_type", "float"))
     qb = ctype_bits(g.tensors[n.inputs[0]].ctype)
     mdsp = (c.fmul_dsp + c.fadd_dsp) if fl else mult_cost(qb, kvb, c)[0]
-    s.dsp = 2 * mdsp + c.fexp_dsp + 2 * c.fmul_dsp + c.fadd_dsp
-    s.lut = c.fdiv_lut + 1500
-    s.ff = 2500
+    s.dsp = 2 * ua * mdsp + c.fexp_dsp + 2 * c.fmul_dsp + c.fadd_dsp
+    acc_bits = 32 if fl else ctype_bits(a.get("acc", "float"))
+    s.lut = c.fdiv_lut + 1500 + 2 * ua * acc_bits
+    s.ff = 2500 + 4 * ua * acc_bits
     s.bram18 = 3 * _buffer_cost(ctx, 32, 1, "plain", c)[0]  # score, p and exp buffers
     return s
 

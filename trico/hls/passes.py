@@ -225,7 +225,8 @@ def _largest_divisor_at_most(n: int, cap: int) -> int:
 
 @register_pass("assign_parallelism")
 def assign_parallelism(graph: Graph, opts: HlsOptions) -> None:
-    """Unroll factor per mat-vec (a divisor of its group) and the matching cyclic partition of its input."""
+    """Unroll factor per mat-vec (a divisor of its group) with the matching cyclic partition of its input,
+    and lanes along head_dim for attention."""
     for n in graph.nodes:
         if n.op in ("linear", "linear_add"):
             w = n.params["weight"]
@@ -234,6 +235,8 @@ def assign_parallelism(graph: Graph, opts: HlsOptions) -> None:
             n.attrs["partition"] = u
             src = graph.tensors[n.inputs[0]]
             src.partition = max(src.partition, u)
+        elif n.op == "attention":  # lanes along head_dim in the q.k and p.v loops
+            n.attrs["unroll"] = _largest_divisor_at_most(n.attrs["head_dim"], opts.unroll)
         else:
             n.attrs.setdefault("unroll", 1)
 

@@ -93,6 +93,12 @@ static void run_all(const std::string &sfx) {
     attention<T, T, T, TACC, H, HKV, D, MAXLEN>(q, kn, vn, kc.data(), vc.data(), POS, ao);
     writev("attention_" + sfx, ao, H * D);
     writev("attention_kc_" + sfx, kc.data(), kc.size());
+    for (size_t i = 0; i < kcf.size(); i++) {
+        kc[i] = T(kcf[i]);
+        vc[i] = T(vcf[i]);
+    }
+    attention<T, T, T, TACC, H, HKV, D, MAXLEN, 4>(q, kn, vn, kc.data(), vc.data(), POS, ao);
+    writev("attention_ua4_" + sfx, ao, H * D);
 
     T gg[K], uu[K], gy[K];
     load<T, K>(readf("g", K), gg);

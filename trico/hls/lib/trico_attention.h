@@ -1,6 +1,6 @@
 // trico HLS library: grouped-query attention of one decode step over a KV cache in external memory.
 // kcache/vcache point at this layer's [HKV][MAXLEN][D] slice; the new key/value are written at pos,
-// then each query head attends over positions 0..pos of its key/value head.
+// then each query head attends over positions 0..pos of its key/value head. UA lanes along head_dim.
 #ifndef TRICO_ATTENTION_H
 #define TRICO_ATTENTION_H
 
@@ -8,7 +8,7 @@
 
 namespace trico {
 
-template <class Tq, class Tkv, class Ty, class Tacc, int H, int HKV, int D, int MAXLEN>
+template <class Tq, class Tkv, class Ty, class Tacc, int H, int HKV, int D, int MAXLEN, int UA = 1>
 void attention(const Tq q[H * D], const Tkv k_new[HKV * D], const Tkv v_new[HKV * D], Tkv *kcache,
                Tkv *vcache, int pos, Ty y[H * D]) {
     const float scale = 1.0f / std::sqrt((float)D);
@@ -28,24 +28,47 @@ head_loop:
     score_loop:
         for (int t = 0; t <= pos; t++) {
 #pragma HLS LOOP_TRIPCOUNT max = MAXLEN
-            Tacc acc = 0;
-            for (int d = 0; d < D; d++) {
+            Tacc part[UA];
+#pragma HLS ARRAY_PARTITION variable = part complete
+            for (int u = 0; u < UA; u++) {
+#pragma HLS UNROLL
+                part[u] = 0;
+            }
+        dot_loop:
+            for (int dd = 0; dd < D / UA; dd++) {
 #pragma HLS PIPELINE II = 1
-                acc += Tacc(q[h * D + d] * kh[(long)t * D + d]);
+                for (int u = 0; u < UA; u++) {
+#pragma HLS UNROLL
+                    const int d = dd * UA + u;
+                    part[u] += Tacc(q[h * D + d] * kh[(long)t * D + d]);
+                }
+            }
+            Tacc acc = 0;
+            for (int u = 0; u < UA; u++) {
+#pragma HLS UNROLL
+                acc += part[u];
             }
             score[t] = to_f(acc) * scale;
         }
         softmax<float, float, MAXLEN>(score, pos + 1, p);
-    out_loop:
-        for (int d = 0; d < D; d++) {
-            Tacc acc = 0;
-            for (int t = 0; t <= pos; t++) {
-#pragma HLS PIPELINE II = 1
+        // Accumulate p[t] * v[t] over t into D outputs, UA of them per cycle; consecutive updates of
+        // one output are D / UA cycles apart, which hides the adder latency.
+        Tacc out[D];
+#pragma HLS ARRAY_PARTITION variable = out cyclic factor = UA
+        for (int d = 0; d < D; d++) out[d] = 0;
+    value_loop:
+        for (int t = 0; t <= pos; t++) {
 #pragma HLS LOOP_TRIPCOUNT max = MAXLEN
-                acc += Tacc(p[t] * to_f(vh[(long)t * D + d]));
+            for (int dd = 0; dd < D / UA; dd++) {
+#pragma HLS PIPELINE II = 1
+                for (int u = 0; u < UA; u++) {
+#pragma HLS UNROLL
+                    const int d = dd * UA + u;
+                    out[d] += Tacc(p[t] * to_f(vh[(long)t * D + d]));
+                }
             }
-            y[h * D + d] = Ty(acc);
         }
+        for (int d = 0; d < D; d++) y[h * D + d] = Ty(out[d]);
     }
 }
 

@@ -182,9 +182,11 @@ def render(report: dict) -> str:
         f"Device: **{report['hardware']}** (benchmarks report `{', '.join(report['gpus'])}`). "
         f"Generated {report['date']}.",
         "",
-        "The model (trico/perf) times every operator of a Llama forward as max(memory time, compute time + "
-        "dequantization time) plus kernel-launch overhead. The *roofline* column uses datasheet peaks only; the "
-        "*calibrated* column uses efficiency factors fitted to trico's own benchmarks (`trico calibrate`).",
+        "The model (trico/perf) times every operator of a Llama forward (per device under tensor parallelism) "
+        "as max(memory time, compute time + the weight format's ALU time) plus kernel-launch overhead; wide "
+        "matmuls (more than 64 rows, as in prefill) add a separate dequantize pass instead. The *roofline* column "
+        "uses datasheet peaks only; the *calibrated* column uses efficiency factors fitted to trico's own "
+        "benchmarks (`trico calibrate`).",
         "",
         "## Accuracy on configurations not used for fitting",
         "",

@@ -86,6 +86,8 @@ def main() -> int:
         fast = greedy(model, ckpt.config, ids, args.tokens, fast=True, kv8=kv8, device=args.device)
         same = ref == fast
         first = next((i for i, (a, b) in enumerate(zip(ref, fast)) if a != b), None)
+        tf = forced(model, ckpt.config, ids, ref, kv8, args.device)
+        agree = sum(a == b for a, b in zip(tf, ref)) / len(ref)
         ok &= same
         text = ckpt.tokenizer.decode(fast) if ckpt.tokenizer is not None else ""
         results.append(
@@ -93,12 +95,18 @@ def main() -> int:
                 "scheme": scheme,
                 "identical": same,
                 "first_diff": first,
+                "teacher_forced_top1_agreement": agree,
                 "ref": ref,
                 "triton": fast,
                 "text": text,
             }
         )
-        print(f"{scheme:<22} identical={same} first_diff={first} | {text[:70]!r}", flush=True)
+        print(
+            f"{scheme:<22} identical={same} first_diff={first} forced-agree={agree:.3f} | {text[:60]!r}",
+            flush=True,
+        )
+        if args.out:  # written as it goes
+            Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     return 0 if ok else 1

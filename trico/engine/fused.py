@@ -86,6 +86,10 @@ class FusedDecoderLayer(nn.Module):
         self.mlp = layer.mlp
         self._fused: tuple[tuple[int, ...], nn.Module | None, nn.Module | None] | None = None
 
+    def drop_fused(self) -> None:
+        """Forget the fused projections (rebuilt on the next CUDA forward)."""
+        object.__setattr__(self, "_fused", None)
+
     def _projections(self) -> tuple[nn.Module | None, nn.Module | None]:
         """Fused QKV and gate/up projections, rebuilt whenever the layer's linears are swapped."""
         a, m = self.self_attn, self.mlp

@@ -69,3 +69,8 @@ def dense_forward(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if cfg is None:
         return F.linear(x, weight)
     return qk.qmm(x2, pw, cfg).view(*x.shape[:-1], weight.shape[0])
+
+
+def clear_caches() -> None:
+    """Forget cached kernel views of dense weights (they keep the weights alive)."""
+    _DENSE_VIEWS.clear()

@@ -457,20 +457,15 @@ class GemvConfig:
     """M > 1 only: build the weight tile in K order by repeated unit loads instead of a reshape."""
 
 
-def default_config(pw: PackedWeight, m: int, n_sm: int = 132) -> GemvConfig:
-    """A launch shape that fills the GPU: enough programs over N, split K when N alone is too few."""
-    block_n = 16 if m > 1 else 8
-    if SPECS[pw.fmt].fid == 0:
-        block_kb = 256
-    elif SPECS[pw.fmt].fid in (1, 2):
-        block_kb = 128
-    else:
-        block_kb = 64 if m > 1 else 128
-    tiles = triton.cdiv(pw.n, block_n) if triton is not None else 1
-    split_k = 1
-    while tiles * split_k < 2 * n_sm and split_k < 8 and pw.ku // (split_k * 2) >= 64:
-        split_k *= 2
-    return GemvConfig(block_n, block_kb, split_k)
+def default_config(pw: PackedWeight, m: int) -> GemvConfig:
+    """The launch shape used before (or without) a measurement (interpreter, graph capture).
+
+    On the H100 (benchmarks/results/kernels-h100.json) these were the most frequent winners, but
+    on some format/shape pairs they ran 2-5x slower than the best candidate, hence tuned_config.
+    """
+    if m == 1:
+        return GemvConfig(8, 256, 1)
+    return GemvConfig(16, 128, 1)
 
 
 _TUNED: dict[tuple, GemvConfig | None] = {}

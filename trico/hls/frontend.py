@@ -184,6 +184,27 @@ def linear_weights(mod: nn.Module) -> LinearWeights:
     )
 
 
+def code_matrix(mod: nn.Module) -> tuple[torch.Tensor, int]:
+    """Signed integer codes [N, K] a quantized layer multiplies by (or the float weights) and its group."""
+    if isinstance(mod, nn.Linear):
+        return mod.weight.detach().float(), mod.in_features
+    c = mod.codes().float()
+    if mod.fmt == "uint4" and mod.symmetric:
+        c = c - 8
+    elif mod.fmt == "tern2":
+        c = c - 1
+    return c, linear_weights(mod).group
+
+
+def _code_dot_absmax(mod: nn.Module, xs: torch.Tensor) -> float:
+    codes, g = code_matrix(mod)
+    n, k = codes.shape
+    parts = torch.einsum(
+        "sjg,njg->snj", xs.reshape(-1, k // g, g).double(), codes.reshape(n, k // g, g).double()
+    )
+    return float(parts.abs().max())
+
+
 # --- fx node -> IR op registries ------------------------------------------------------------------
 
 _MODULE_OPS: dict[str, str] = {
@@ -281,6 +302,12 @@ def to_ir(gm: fx.GraphModule, samples: list[DecodeInputs], max_ctx: int) -> Grap
         nodes.append(node)
         tensors[n.name] = TensorInfo(n.name, int(val.numel()))
 
+    # The accumulator of a quantized mat-vec sums x * code per group before the scale is applied, so
+    # its range is that of those code-domain partial sums, measured here on the calibration inputs.
+    for node in nodes:
+        if node.op == "linear":
+            xs = torch.stack([v[node.inputs[0]].detach().float().reshape(-1) for v in values])
+            node.attrs["acc_absmax"] = _code_dot_absmax(modules[f"layer.{node.attrs['module']}"], xs)
     for name, t in tensors.items():
         vals = [v[name].detach().float() for v in values]
         t.absmax = max(float(v.abs().max()) for v in vals)

@@ -189,7 +189,12 @@ def assign_precision(graph: Graph, opts: HlsOptions) -> None:
         out = chosen[n.output]
         ins = [chosen[t] for t in n.inputs if t in chosen]
         if n.op in ("linear", "linear_add"):
-            acc = Fixed(out.i + 4 + max(x.f for x in ins) + 8, out.i + 4)
+            acc_i = out.i + 4
+            if "acc_absmax" in n.attrs:  # code-domain partial sums measured in calibration, 4x headroom
+                acc_i = max(acc_i, math.ceil(math.log2(max(n.attrs["acc_absmax"], 1e-12) * 4.0)) + 1)
+            elif n.params["weight"].fmt != "float":  # no measurement (DSE stubs): codes reach ~2^8 / scale
+                acc_i += 8
+            acc = Fixed(acc_i + max(x.f for x in ins) + 8, acc_i)
             n.attrs["acc"] = acc.ctype(saturate=False)
             w = n.params["weight"]
             if w.fmt == "float":

@@ -49,7 +49,6 @@ def test_tiny_layer_csim_matches_pytorch(tiny_model, tmp_path, precision: str, t
         # The code-domain accumulator (x * integer code, scaled per group afterwards) spans a far larger
         # range than the layer's outputs; its type must come from that range.
         ("int8", "fixed", 2e-2),
-        ("int4-rtn-g32-asym", "fixed", 2e-2),
     ],
 )
 def test_quantized_layer_csim_matches_qlinear_reference(

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 
-from trico.hls.ir import Graph, LinearWeights, Node
+from trico.hls.ir import Graph, LinearWeights, Node, TensorInfo
 from trico.hls.parts import Part, get_part
 
 
@@ -264,13 +264,12 @@ def estimate_graph(
     res["ff"] += ports * c.axi_port_ff
     res["bram18"] += ports * c.axi_port_bram18
     if head is not None:
-        hs = _linear_stage(
-            Node(
-                "lm_head", "linear", ["x"], "logits", attrs={"unroll": head_unroll}, params={"weight": head}
-            ),
-            _HeadGraph(graph),
-            c,
+        # The head runs in fp32 after the final norm (see the emitter's trico_decode).
+        head_graph = Graph(["x"], "logits", [], {"x": TensorInfo("x", head.k)})
+        head_node = Node(
+            "lm_head", "linear", ["x"], "logits", attrs={"unroll": head_unroll}, params={"weight": head}
         )
+        hs = _linear_stage(head_node, head_graph, c)
         hs_port = math.ceil(hs.ext_bytes / min(c.axi_bytes_per_cycle, ext_per_cycle))
         head_cycles = max(hs.compute_cycles, hs_port) + 2 * head.n + 3 * graph.meta.get("dim", head.k)
         head_res = {k: int(getattr(hs, k)) for k in ("dsp", "lut", "ff")}
@@ -299,13 +298,6 @@ def estimate_graph(
         head_resources=head_res,
         notes=notes,
     )
-
-
-class _HeadGraph:
-    """Just enough of a Graph for the head's stage model: its input is an fp32 vector."""
-
-    def __init__(self, g: Graph) -> None:
-        self.tensors = {"x": type(next(iter(g.tensors.values())))("x", g.meta.get("dim", 1))}
 
 
 def estimate_design(design, part: str) -> Estimate:  # noqa: ANN001 - Design (avoids an import cycle)

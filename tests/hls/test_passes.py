@@ -68,6 +68,12 @@ def test_forks_give_each_buffer_one_consumer_and_streams_are_marked(raw_graph) -
     assert any(n.op == "fork" for n in g.nodes)
     streams = {t.stream for t in g.tensors.values()}
     assert streams == {"fifo", "pipo"}
+    # Residuals bypass a whole block: their FIFOs hold the vector; in-step FIFOs stay shallow.
+    for n in g.nodes:
+        if n.op == "linear_add":
+            res = g.tensors[n.inputs[1]]
+            assert res.stream == "fifo" and res.depth == res.size
+    assert any(t.stream == "fifo" and t.depth == 2 for t in g.tensors.values())
     lin = [n for n in g.nodes if n.op.startswith("linear")]
     assert all(n.attrs["unroll"] == 4 for n in lin)
     assert all(g.tensors[n.inputs[0]].partition >= 4 for n in lin)

@@ -241,7 +241,7 @@ def layer_function(graph: Graph, mm: MemoryMap) -> str:
             names[t] = t
             info = graph.tensors[t]
             body.append(f"    t_{t} {t}[{info.size}];")
-            body.append(f"#pragma HLS STREAM variable = {t} type = {info.stream} depth = 2")
+            body.append(f"#pragma HLS STREAM variable = {t} type = {info.stream} depth = {info.depth}")
             if info.partition > 1:
                 body.append(f"#pragma HLS ARRAY_PARTITION variable = {t} cyclic factor = {info.partition}")
     for n in graph.nodes:

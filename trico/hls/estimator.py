@@ -115,13 +115,18 @@ class Estimate:
         return d
 
 
-def _buffer_cost(size: int, bits: int, partition: int, stream: str, c: Costs) -> tuple[int, int]:
-    """(BRAM18, LUT) of one on-chip buffer; ping-pong buffers are doubled, depth-2 FIFOs are registers."""
+def _buffer_cost(
+    size: int, bits: int, partition: int, stream: str, c: Costs, depth: int = 2
+) -> tuple[int, int]:
+    """(BRAM18, LUT) of one on-chip buffer: ping-pong buffers are doubled, a FIFO holds `depth` elements."""
     if stream == "fifo":
-        return 0, 2 * bits
+        size, partition, copies = depth, 1, 1
+        if depth <= 2:
+            return 0, 2 * bits
+    else:
+        copies = 2 if stream == "pipo" else 1
     banks = max(1, partition)
     bank_bits = math.ceil(size / banks) * bits
-    copies = 2 if stream == "pipo" else 1
     if bank_bits <= c.lutram_max_bits:
         return 0, copies * banks * math.ceil(bank_bits / 64)
     return copies * banks * math.ceil(bank_bits / 18432), 0
@@ -256,7 +261,7 @@ def estimate_graph(
     for t in graph.tensors.values():
         if graph.producer(t.name) is None:
             continue
-        bram, lut = _buffer_cost(t.size, ctype_bits(t.ctype), t.partition, t.stream, c)
+        bram, lut = _buffer_cost(t.size, ctype_bits(t.ctype), t.partition, t.stream, c, t.depth)
         res["bram18"] += bram
         res["lut"] += lut
     ports = 5

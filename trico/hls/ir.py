@@ -26,6 +26,8 @@ class TensorInfo:
     """C++ type of the on-chip buffer (set by the precision pass)."""
     stream: str = "pipo"
     """How the dataflow pass connects producer and consumer: 'fifo' or 'pipo' (ping-pong buffer)."""
+    depth: int = 2
+    """FIFO depth (elements) or PIPO buffer count, set by the dataflow pass."""
     partition: int = 1
     """Cyclic ARRAY_PARTITION factor, so an unrolled consumer reads that many elements per cycle."""
 

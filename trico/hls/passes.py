@@ -280,16 +280,27 @@ _WRITES_IN_ORDER = {"add", "silu_gate", "fork", "linear", "linear_add", "rmsnorm
 
 @register_pass("assign_streams")
 def assign_streams(graph: Graph, opts: HlsOptions) -> None:
-    """Mark each producer->consumer buffer as a FIFO stream or a ping-pong (PIPO) buffer."""
+    """Mark each producer->consumer buffer as a FIFO stream or a ping-pong (PIPO) buffer, with its depth.
+
+    A FIFO is shallow (depth 2) only when the consumer can drain it as it fills: all its other inputs
+    are ready by the time this one is produced. A residual that bypasses the attention or MLP block
+    waits for the whole block, so its FIFO must hold the whole vector or the region deadlocks.
+    """
+    order = {t: i for i, n in enumerate(graph.nodes) for t in n.outputs}
     for n in graph.nodes:
         for idx, t in enumerate(n.inputs):
             if t in graph.inputs or t not in graph.tensors:
                 continue
             prod = graph.producer(t)
+            info = graph.tensors[t]
             in_order = (
                 idx in _READS_IN_ORDER.get(n.op, ()) and prod is not None and prod.op in _WRITES_IN_ORDER
             )
-            graph.tensors[t].stream = "fifo" if in_order else "pipo"
+            if not in_order:
+                info.stream, info.depth = "pipo", 2
+                continue
+            others_ready = all(order.get(o, -1) <= order[t] for o in n.inputs if o != t)
+            info.stream, info.depth = "fifo", 2 if others_ready else info.size
 
 
 LAYER_FLOW: list[str] = [

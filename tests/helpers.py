@@ -49,3 +49,30 @@ def hf_smollm2():  # noqa: ANN201
     return transformers.AutoModelForCausalLM.from_pretrained(
         str(path.parent), gguf_file=path.name, dtype=torch.float32
     ).eval()
+
+
+def hf_llama_config(config):  # noqa: ANN001, ANN201
+    """The transformers LlamaConfig equivalent to a trico ModelConfig."""
+    transformers = pytest.importorskip("transformers")
+    s = config.rope_scaling
+    return transformers.LlamaConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.dim,
+        intermediate_size=config.hidden_dim,
+        num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads,
+        num_key_value_heads=config.n_kv_heads,
+        rms_norm_eps=config.norm_eps,
+        rope_theta=config.rope_theta,
+        max_position_embeddings=config.max_seq_len,
+        tie_word_embeddings=config.tie_embeddings,
+        rope_scaling=None
+        if s is None
+        else {
+            "rope_type": "llama3",
+            "factor": s.factor,
+            "low_freq_factor": s.low_freq_factor,
+            "high_freq_factor": s.high_freq_factor,
+            "original_max_position_embeddings": s.original_max_position,
+        },
+    )

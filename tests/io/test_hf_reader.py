@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from tests.helpers import tiny_model
+from tests.helpers import hf_llama_config, tiny_model
 from trico.errors import TricoError
 from trico.io.loader import load_model
 
@@ -13,18 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 
 def _save_hf(model, directory, shard_size=None):
-    c = model.config
-    cfg = transformers.LlamaConfig(
-        vocab_size=c.vocab_size,
-        hidden_size=c.dim,
-        intermediate_size=c.hidden_dim,
-        num_hidden_layers=c.n_layers,
-        num_attention_heads=c.n_heads,
-        num_key_value_heads=c.n_kv_heads,
-        rms_norm_eps=c.norm_eps,
-        rope_theta=c.rope_theta,
-        max_position_embeddings=c.max_seq_len,
-    )
+    cfg = hf_llama_config(model.config)
     hf = transformers.LlamaForCausalLM(cfg)
     hf.load_state_dict(model.state_dict(), strict=False)
     kwargs = {"max_shard_size": shard_size} if shard_size else {}

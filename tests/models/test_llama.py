@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tests.helpers import tiny_model
+from tests.helpers import hf_llama_config, tiny_model
 from trico.config import RopeScaling
 from trico.engine.kv_cache import StaticKVCache
 
@@ -11,28 +11,7 @@ transformers = pytest.importorskip("transformers")
 
 
 def _hf_twin(model):
-    c = model.config
-    hf_cfg = transformers.LlamaConfig(
-        vocab_size=c.vocab_size,
-        hidden_size=c.dim,
-        intermediate_size=c.hidden_dim,
-        num_hidden_layers=c.n_layers,
-        num_attention_heads=c.n_heads,
-        num_key_value_heads=c.n_kv_heads,
-        rms_norm_eps=c.norm_eps,
-        rope_theta=c.rope_theta,
-        max_position_embeddings=c.max_seq_len,
-        tie_word_embeddings=c.tie_embeddings,
-        rope_scaling=None
-        if c.rope_scaling is None
-        else {
-            "rope_type": "llama3",
-            "factor": c.rope_scaling.factor,
-            "low_freq_factor": c.rope_scaling.low_freq_factor,
-            "high_freq_factor": c.rope_scaling.high_freq_factor,
-            "original_max_position_embeddings": c.rope_scaling.original_max_position,
-        },
-    )
+    hf_cfg = hf_llama_config(model.config)
     hf = transformers.LlamaForCausalLM(hf_cfg).eval()
     hf.load_state_dict(model.state_dict(), strict=False)
     return hf

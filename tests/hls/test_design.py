@@ -76,6 +76,20 @@ def test_layer_engine_runs_the_whole_tiny_model(tiny_model, tmp_path) -> None:  
     assert res.outputs["tokens"].tolist() == greedy_reference(tiny_model, prompt, 6, 16)
 
 
+def test_layer_engine_fixed_point_whole_tiny_model(tiny_model, tmp_path) -> None:  # noqa: ANN001
+    """One set of ap_fixed stage types, calibrated on the union of every layer's ranges."""
+    from trico.hls.workload import capture_layers
+
+    prompt = [3, 17, 29, 101, 55, 9, 200, 41, 77, 12]
+    calib = {i: v[0] for i, v in capture_layers(tiny_model, prompt, [0, 1], n_steps=4).items()}
+    d = compile(tiny_model, calib[0][-1], "fixed", "u280", max_ctx=24, unroll=4, calib=calib)
+    assert all(t.startswith("ap_fixed<") for t in d.graph.meta["precision"]["tensors"].values())
+    res = d.csim(tmp_path / "mf", prompt=prompt, n_new=6, opt="-O1")
+    assert res.outputs["tokens"].tolist() == greedy_reference(tiny_model, prompt, 6, 24)
+    with pytest.raises(TricoError, match="calibration inputs of every layer"):
+        compile(tiny_model, calib[0][-1], "fixed", "u280", max_ctx=24, calib={0: calib[0]})
+
+
 def test_gpp_error_is_surfaced(tiny_model, tmp_path) -> None:  # noqa: ANN001
     samples, _ = _layer_case(tiny_model)
     d = compile(tiny_model.model.layers[1], samples, "float", "u280", config=tiny_model.config)

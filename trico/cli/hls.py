@@ -111,7 +111,7 @@ def _compile(args: argparse.Namespace) -> int:
     from trico.hls.design import compile
     from trico.hls.parts import get_part
     from trico.hls.report import write_compile_report
-    from trico.hls.workload import calibration_tokens, capture_decode_steps, greedy_reference
+    from trico.hls.workload import calibration_tokens, capture_decode_steps, capture_layers, greedy_reference
 
     get_part(args.part)
     lm = _load(args.model, args.weights)
@@ -122,7 +122,16 @@ def _compile(args: argparse.Namespace) -> int:
         prompt = calibration_tokens(lm.tokenizer, 16)
         ctx = max(args.ctx, len(prompt) + args.n_new)
         samples, _ = capture_decode_steps(model, prompt, 0, n_steps=1)
-        design = compile(model, samples, args.precision, args.part, unroll=args.unroll, max_ctx=ctx)
+        calib = None
+        if args.precision != "float":
+            # Every layer's ranges, from decode steps over text that follows the prompt (held out from it).
+            cal_tokens = calibration_tokens(lm.tokenizer, 64)[len(prompt) :]
+            calib = {
+                i: v[0] for i, v in capture_layers(model, cal_tokens, list(range(cfg.n_layers)), 4).items()
+            }
+        design = compile(
+            model, samples, args.precision, args.part, unroll=args.unroll, max_ctx=ctx, calib=calib
+        )
         out = design.emit(args.out, prompt=prompt)
         ref = greedy_reference(model, prompt, args.n_new, ctx)
         np.asarray(ref, dtype=np.int32).tofile(out / "reference_tokens.i32")

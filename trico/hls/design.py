@@ -26,7 +26,7 @@ from trico.hls.emitter import (
     top_source,
 )
 from trico.hls.frontend import DecodeInputs, DecodeStep, linear_weights, to_ir, trace
-from trico.hls.ir import Graph
+from trico.hls.ir import Graph, LinearWeights
 from trico.hls.passes import LAYER_FLOW, HlsOptions, run_flow
 from trico.models.llama import DecoderLayer, RotaryEmbedding
 
@@ -219,6 +219,21 @@ def trace_layer(layer: DecoderLayer, config: ModelConfig, samples: list[DecodeIn
     return graph
 
 
+def merge_ranges(into: Graph, other: Graph) -> None:
+    """Widen `into`'s calibration statistics so they also cover `other` (the same layer structure)."""
+    for name, t in into.tensors.items():
+        o = other.tensors[name]
+        t.absmax, t.rms = max(t.absmax, o.absmax), max(t.rms, o.rms)
+        t.typical = min(t.typical, o.typical) if t.typical and o.typical else t.typical or o.typical
+    for n, o in zip(into.nodes, other.nodes):
+        for key in ("acc_absmax", "score_absmax"):
+            if key in n.attrs:
+                n.attrs[key] = max(n.attrs[key], o.attrs[key])
+        w, ow = n.params.get("weight"), o.params.get("weight")
+        if isinstance(w, LinearWeights):
+            w.absmax, w.typical = max(w.absmax, ow.absmax), min(w.typical, ow.typical)
+
+
 def _graph_for(
     layer: DecoderLayer, config: ModelConfig, samples: list[DecodeInputs], opts: HlsOptions
 ) -> Graph:
@@ -237,12 +252,14 @@ def compile(
     max_ctx: int | None = None,
     noise_bits: int = 10,
     layer_index: int | None = None,
-    calib: list[DecodeInputs] | None = None,
+    calib: list[DecodeInputs] | dict[int, list[DecodeInputs]] | None = None,
 ) -> Design:
     """Compile a DecoderLayer (one-layer design) or a Transformer (layer engine over all layers + head).
 
     example_inputs: decode-step inputs of one layer; the last one is the testbench input. The
-    fixed-point ranges come from `calib` when given (held-out steps), else from every example input. For a Transformer they come from its layers
+    fixed-point ranges come from `calib` when given (held-out steps), else from every example input.
+    A fixed-point Transformer design needs `calib` per layer ({layer: [DecodeInputs]}): every layer
+    runs on the same stages, so their types cover the union of the layers' ranges. For a Transformer they come from its layers
     (see trico.hls.workload) and calibrate every layer.
     """
     from trico.hls.parts import get_part
@@ -260,12 +277,20 @@ def compile(
         return Design(graph, config, opts, part, [module], _rope_tables(config, ctx), sample=samples[-1])
     if hasattr(module, "model") and hasattr(module.model, "layers"):
         config = module.config
-        if precision != "float":
-            raise TricoError(
-                "the whole-model layer engine runs in float for now: fixed-point ranges are calibrated per layer"
-            )
         layers = list(module.model.layers)
-        graph = _graph_for(layers[layer_index or 0], config, samples, opts)
+        if precision == "float":
+            graph = _graph_for(layers[layer_index or 0], config, samples, opts)
+        else:
+            # One set of stage types serves every layer: calibrate each layer, keep the union of ranges.
+            if not isinstance(calib, dict) or set(calib) != set(range(len(layers))):
+                raise TricoError(
+                    "a fixed-point whole-model design needs calibration inputs of every layer: "
+                    "calib={layer: [DecodeInputs, ...]} (see trico.hls.workload.capture_layers)"
+                )
+            graph = trace_layer(layers[0], config, calib[0], opts.max_ctx)
+            for i in range(1, len(layers)):
+                merge_ranges(graph, trace_layer(layers[i], config, calib[i], opts.max_ctx))
+            graph = run_flow(graph, LAYER_FLOW, opts)
         head = HeadSpec(
             embedding=module.model.embed_tokens.weight.detach().float().numpy(),
             norm=module.model.norm.weight.detach().float().numpy(),

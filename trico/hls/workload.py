@@ -9,42 +9,45 @@ from trico.hls.frontend import DecodeInputs
 
 
 @torch.no_grad()
-def capture_decode_steps(
-    model: torch.nn.Module, tokens: list[int], layer: int, n_steps: int = 1
-) -> tuple[list[DecodeInputs], list[torch.Tensor]]:
+def capture_layers(
+    model: torch.nn.Module, tokens: list[int], layers: list[int], n_steps: int = 1
+) -> dict[int, tuple[list[DecodeInputs], list[torch.Tensor]]]:
     """Prefill tokens[:-n_steps], then decode the last n_steps tokens one at a time.
 
-    Returns, for each decode step, the inputs of `layer` (hidden state, its KV cache before the step,
-    RoPE rows) and that layer's fp32 output computed by the PyTorch model itself.
+    Returns, per requested layer, the inputs of each decode step (hidden state, that layer's KV cache
+    before the step, RoPE rows) and the layer's fp32 output computed by the PyTorch model itself.
     """
-    cfg = model.config
     ctx = len(tokens)
-    cache = StaticKVCache(cfg, 1, ctx)
-    captured: list[DecodeInputs] = []
-    outputs: list[torch.Tensor] = []
-    mod = model.model.layers[layer]
-    state: dict = {}
+    cache = StaticKVCache(model.config, 1, ctx)
+    result: dict[int, tuple[list[DecodeInputs], list[torch.Tensor]]] = {i: ([], []) for i in layers}
+    pending: dict[int, DecodeInputs] = {}
 
-    def pre(_m, args):  # noqa: ANN001, ANN202
-        x, cos, sin, input_pos, _cache = args
-        if x.shape[1] == 1:
-            pos = int(input_pos[0])
-            k, v = cache.keys_values(layer)
-            state["in"] = DecodeInputs(
-                x.detach().clone(),
-                pos,
-                k[0].detach().clone(),
-                v[0].detach().clone(),
-                cos[0].clone(),
-                sin[0].clone(),
-            )
+    def hooks_for(i: int):  # noqa: ANN202
+        def pre(_m, args):  # noqa: ANN001, ANN202
+            x, cos, sin, input_pos, _cache = args
+            if x.shape[1] == 1:
+                k, v = cache.keys_values(i)
+                pending[i] = DecodeInputs(
+                    x.detach().clone(),
+                    int(input_pos[0]),
+                    k[0].detach().clone(),
+                    v[0].detach().clone(),
+                    cos[0].clone(),
+                    sin[0].clone(),
+                )
 
-    def post(_m, _args, out):  # noqa: ANN001, ANN202
-        if "in" in state:
-            captured.append(state.pop("in"))
-            outputs.append(out.detach().clone())
+        def post(_m, _args, out):  # noqa: ANN001, ANN202
+            if i in pending:
+                result[i][0].append(pending.pop(i))
+                result[i][1].append(out.detach().clone())
 
-    hooks = [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
+        return pre, post
+
+    handles = []
+    for i in layers:
+        pre, post = hooks_for(i)
+        mod = model.model.layers[i]
+        handles += [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
     try:
         n_prefill = ctx - n_steps
         t = torch.tensor([tokens], dtype=torch.long)
@@ -52,9 +55,16 @@ def capture_decode_steps(
         for p in range(n_prefill, ctx):
             model.decode(t[:, p : p + 1], torch.tensor([p]), cache)
     finally:
-        for h in hooks:
+        for h in handles:
             h.remove()
-    return captured, outputs
+    return result
+
+
+def capture_decode_steps(
+    model: torch.nn.Module, tokens: list[int], layer: int, n_steps: int = 1
+) -> tuple[list[DecodeInputs], list[torch.Tensor]]:
+    """capture_layers for one layer: (inputs per decode step, PyTorch outputs per decode step)."""
+    return capture_layers(model, tokens, [layer], n_steps)[layer]
 
 
 @torch.no_grad()

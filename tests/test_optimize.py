@@ -49,9 +49,10 @@ def test_optimize_writes_checkpoint_report_and_plots(tiny_job, tmp_path):
         prompt=64,
         new_tokens=16,
         progress=False,
+        tie_tolerance=10.0,  # everything ties on speed: the lowest KL must win
     )
     report = run_optimize(opts)
-    assert report["chosen"] in ("int8", "int4-rtn-g32")
+    assert report["chosen"] == min(report["candidates"], key=lambda r: r["kl_mean"])["scheme"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["chosen"] == report["chosen"] and len(saved["candidates"]) == 2
     by = {r["scheme"]: r for r in saved["candidates"]}

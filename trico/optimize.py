@@ -52,11 +52,16 @@ class OptimizeOptions:
     """A larger preset to predict with the same schemes (the quality of the small model does not transfer)."""
     measure: bool = True
     """Time decode on a GPU when one is present."""
+    tie_tolerance: float = 0.02
+    """Schemes whose predicted objective is within this fraction of the best count as tied; the tie goes to
+    the lowest measured KL (>= 0)."""
     overwrite: bool = False
     """Replace `out` if it holds an earlier optimize result (report.json); anything else is never replaced."""
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if not self.tie_tolerance >= 0:
+            raise TricoError(f"--tie-tolerance must be >= 0, got {self.tie_tolerance}")
         if not self.max_kl > 0:
             raise TricoError(f"--max-kl must be > 0, got {self.max_kl}")
         if self.windows < 1 or self.ctx < 16:
@@ -228,7 +233,26 @@ def run_optimize(opts: OptimizeOptions, log: Callable[[str], None] | None = None
             f"no candidate meets --max-kl {opts.max_kl:g}: the closest is {closest['scheme']} with KL "
             f"{closest['kl_mean']:.4f}; raise the budget or add higher-precision schemes"
         )
-    _, chosen, chosen_model = best
+    best_score, chosen, chosen_model = best
+    # Predictions that differ by less than the tie tolerance are not a reason to give up quality: among those,
+    # take the lowest measured KL (re-quantizing it; every method is deterministic for a fixed calibration set).
+    tied = [
+        r
+        for r in rows
+        if r["within_budget"]
+        and (r[objective] if r[objective] is not None else r["pred_tpot_ms"])
+        <= best_score * (1 + opts.tie_tolerance)
+    ]
+    preferred = min(tied, key=lambda r: r["kl_mean"])
+    if preferred["scheme"] != chosen["scheme"]:
+        _log(
+            opts,
+            f"{preferred['scheme']} is within {opts.tie_tolerance:.0%} of {chosen['scheme']} with lower KL; re-quantizing it",
+        )
+        del chosen_model
+        chosen = preferred
+        chosen_model = build_model(config, ckpt.state_dict, dtype=torch.float32)
+        quantize(chosen_model, parse(chosen["scheme"]), calib, progress=False)
     points = dse.mark_pareto(points, [dse.OBJECTIVES["tpot"], dse.OBJECTIVES["kl"]])
 
     plan_rows = []
@@ -271,6 +295,7 @@ def run_optimize(opts: OptimizeOptions, log: Callable[[str], None] | None = None
             "target": hw.name,
             "max_kl": opts.max_kl,
             "objective": objective,
+            "tie_tolerance": opts.tie_tolerance,
             "chosen": chosen["scheme"],
             "workload": dataclasses.asdict(workload),
             "eval": {"text": "wikitext2-test.txt", "windows": opts.windows, "ctx": opts.ctx},
@@ -336,7 +361,8 @@ def render_report(report: dict, hw) -> str:  # noqa: ANN001 - trico.perf.hardwar
         f"**Chosen: `{report['chosen']}`** — the lowest predicted "
         f"{'$ per million tokens' if report['objective'] == 'usd_per_Mtok' else 'time per output token'} "
         f"among the schemes whose measured KL divergence to the unquantized model is at most {report['max_kl']:g} "
-        "nats/token. This folder is its trico checkpoint: `trico generate --model <this folder>` runs it.",
+        f"nats/token (predictions within {report['tie_tolerance']:.0%} of the best count as a tie, won by the lower "
+        "KL). This folder is its trico checkpoint: `trico generate --model <this folder>` runs it.",
         "",
         f"Quality: measured on CPU over {report['eval']['windows']} windows of {report['eval']['ctx']} tokens of "
         f"WikiText-2 test against the unquantized model (float PPL {report['candidates'][0]['ppl_ref']:.2f}). "

@@ -290,6 +290,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         plan_model=args.plan_model,
         measure=not args.no_measure,
         overwrite=args.overwrite,
+        tie_tolerance=args.tie_tolerance,
     )
     run_optimize(opts)
     return 0
@@ -390,6 +391,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--plan-model", help="also predict a larger preset with the same schemes (e.g. llama-3-8b)"
     )
     o.add_argument("--no-measure", action="store_true", help="on a GPU, do not time the checkpoints")
+    o.add_argument(
+        "--tie-tolerance",
+        type=float,
+        default=0.02,
+        help="predictions within this fraction of the best are a tie, won by the lower KL (default 0.02)",
+    )
     o.add_argument(
         "--overwrite", action="store_true", help="replace OUT if it holds an earlier optimize result"
     )

@@ -51,9 +51,11 @@ def roofline_chart(
     fig, ax = plt.subplots(figsize=(8.5, 5.5), dpi=120)
     bw = hw.memory_bandwidth_GBps * 1e9
     xs = np.logspace(-1, 5, 200)
+    drawn: set[float] = set()
     for prec, style in (("bf16", "-"), ("int8", "--"), ("fp8", ":")):
-        if prec not in hw.peak_TFLOPs:
-            continue
+        if prec not in hw.peak_TFLOPs or hw.peak_TFLOPs[prec] in drawn:
+            continue  # a precision with the same peak as one drawn would hide under it
+        drawn.add(hw.peak_TFLOPs[prec])
         peak = hw.peak_TFLOPs[prec] * 1e12
         ax.plot(
             xs,

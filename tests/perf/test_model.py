@@ -191,7 +191,7 @@ def test_per_layer_precision_is_costed_layer_by_layer():
     from trico.perf.scheme import PerLayerScheme
 
     mixed = PerLayerScheme.parse("int4-g128", {0: "int8", 31: "int8"})
-    assert mixed.name == "int4-rtn-g128+L0,31:int8"
+    assert mixed.name == "int4-rtn-g128+L0/31:int8"
     w = Workload(batch=1, prompt=512)
     t4, t8, tm = (estimate(L2, s, w, H100).tpot_s for s in ("int4-g128", "int8", mixed))
     assert t4 < tm < t8
@@ -199,3 +199,9 @@ def test_per_layer_precision_is_costed_layer_by_layer():
     assert lin(mixed) == pytest.approx(lin("int4-g128") * 30 / 32 + lin("int8") * 2 / 32)
     with pytest.raises(TricoError, match="n_layers"):
         estimate(L2, PerLayerScheme.parse("int4-g128", {40: "int8"}), w, H100)
+    # The printed name parses back (the CLI accepts it in --scheme).
+    again = resolve_scheme("int4-g128+L0/31:int8")
+    assert again.name == mixed.name and estimate(L2, again, w, H100).tpot_s == pytest.approx(tm)
+    for bad in ("int4-g128+", "int4-g128+L0", "int4-g128+Lx:int8", "int4-g128+L1:int8;L1:int3-rtn-g128"):
+        with pytest.raises(TricoError, match="per-layer"):
+            resolve_scheme(bad)

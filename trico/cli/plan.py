@@ -307,7 +307,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", default="llama-2-7b", help="model presets, comma-separated (default llama-2-7b)"
     )
-    p.add_argument("--scheme", default="bf16,int8,int4-awq-g128", help="schemes/formats, comma-separated")
+    p.add_argument(
+        "--scheme",
+        default="bf16,int8,int4-awq-g128",
+        help="schemes/formats, comma-separated; per-layer precision as BASE+L<i>/<j>:SCHEME (int4-g128+L0/31:int8)",
+    )
     p.add_argument(
         "--hardware",
         help="devices or what-ifs (h100-sxm:bw=2x), comma-separated; default h100-sxm unless --hardware-file",

@@ -94,6 +94,8 @@ def resolve_scheme(spec: str | SchemeLike) -> SchemeLike:
             raise TricoError(f"not a scheme: {spec!r}")
         return spec
     key = spec.strip().lower()
+    if "+" in key:
+        return _parse_per_layer(key)
     if key in ("bf16", "fp16", "none", "dense"):
         return Unquantized("fp16" if key == "fp16" else "bf16")
     return _registry_parse(BENCH_FORMATS.get(key, key))
@@ -149,11 +151,11 @@ class PerLayerScheme:
 
     @property
     def name(self) -> str:
-        """Base name plus the overridden layers, e.g. 'int4-rtn-g128+L0,31:int8'."""
+        """Base name plus the overridden layers, e.g. 'int4-rtn-g128+L0/31:int8' (no commas: CLI lists use them)."""
         by: dict[str, list[int]] = {}
         for idx, s in self.overrides:
             by.setdefault(s.name, []).append(idx)
-        extra = ";".join(f"L{','.join(map(str, idxs))}:{n}" for n, idxs in by.items())
+        extra = ";".join(f"L{'/'.join(map(str, idxs))}:{n}" for n, idxs in by.items())
         return self.base.name + (f"+{extra}" if extra else "")
 
     @property
@@ -202,3 +204,24 @@ def layer_groups(scheme: SchemeLike, n_layers: int) -> list[tuple[SchemeLike, in
     """How many decoder layers run each scheme (one group unless the scheme is per-layer)."""
     groups = getattr(scheme, "layer_groups", None)
     return groups(n_layers) if callable(groups) else [(scheme, n_layers)]
+
+
+def _parse_per_layer(text: str) -> PerLayerScheme:
+    """'int4-g128+L0/31:int8;L5:int3-g128' (the form PerLayerScheme.name prints) -> PerLayerScheme."""
+    base, _, rest = text.partition("+")
+    overrides: dict[int, str] = {}
+    for part in filter(None, rest.split(";")):
+        layers, sep, name = part.partition(":")
+        if not sep or not layers.startswith("l") or not name:
+            raise TricoError(f"bad per-layer scheme {text!r}: write BASE+L<i>/<j>:SCHEME[;L<k>:SCHEME]")
+        try:
+            idxs = [int(i) for i in layers[1:].split("/")]
+        except ValueError:
+            raise TricoError(f"bad per-layer scheme {text!r}: layer indices must be integers") from None
+        for i in idxs:
+            if i in overrides:
+                raise TricoError(f"bad per-layer scheme {text!r}: layer {i} is given twice")
+            overrides[i] = name
+    if not overrides:
+        raise TricoError(f"bad per-layer scheme {text!r}: no layer overrides after '+'")
+    return PerLayerScheme.parse(base, overrides)

@@ -87,6 +87,9 @@ def test_dse_smollm2_on_u280(smollm2, smollm2_layer0, tmp_path) -> None:  # noqa
         )
     md = write_dse_report(tmp_path, res).read_text()
     assert "## Pareto front" in md and "ternary DSP" in md
+    from trico.hls.report import TERNARY_HEADER, ternary_vs_int8
+
+    assert all(len(r) == len(TERNARY_HEADER) for r in ternary_vs_int8(res))
     assert (tmp_path / "dse_pareto.png").stat().st_size > 10_000 and (tmp_path / "dse.json").is_file()
     by = {(p.weights, p.precision, p.unroll): p for p in res.points}
     assert by[("ternary", "fixed", 64)].dsp < by[("int8", "fixed", 64)].dsp

@@ -53,6 +53,12 @@ def register(subparsers) -> None:  # noqa: ANN001
     )
     c.add_argument("--unroll", type=int, default=8, help="mat-vec lanes (default 8)")
     c.add_argument(
+        "--noise-bits",
+        type=int,
+        default=10,
+        help="fixed point: quantization step <= median |value| * 2^-N per tensor (default 10)",
+    )
+    c.add_argument(
         "--n-new", type=int, default=8, help="whole model: greedy tokens the testbench decodes (default 8)"
     )
     c.add_argument("--out", required=True, type=Path, help="directory to write the design into")
@@ -130,7 +136,14 @@ def _compile(args: argparse.Namespace) -> int:
                 i: v[0] for i, v in capture_layers(model, cal_tokens, list(range(cfg.n_layers)), 4).items()
             }
         design = compile(
-            model, samples, args.precision, args.part, unroll=args.unroll, max_ctx=ctx, calib=calib
+            model,
+            samples,
+            args.precision,
+            args.part,
+            unroll=args.unroll,
+            max_ctx=ctx,
+            calib=calib,
+            noise_bits=args.noise_bits,
         )
         out = design.emit(args.out, prompt=prompt)
         ref = greedy_reference(model, prompt, args.n_new, ctx)
@@ -152,6 +165,7 @@ def _compile(args: argparse.Namespace) -> int:
             unroll=args.unroll,
             max_ctx=args.ctx,
             calib=samples[:-1],
+            noise_bits=args.noise_bits,
         )
         out = design.emit(args.out)
         refs[-1].float().numpy().reshape(-1).tofile(out / "reference.f32")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from trico.io.loader import DEFAULT_MODEL, LoadedModel
+from trico.io import DEFAULT_MODEL
+
+if TYPE_CHECKING:  # the CLI must start without importing torch (plan answers in well under 2 s)
+    from trico.io.loader import LoadedModel
 
 
 def add_model_args(parser: argparse.ArgumentParser, with_device: bool = True) -> None:

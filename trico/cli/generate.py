@@ -7,7 +7,6 @@ import sys
 import time
 
 from trico.cli.common import add_model_args, load_from_args, print_json
-from trico.engine.sampler import SamplingParams
 from trico.errors import TricoError
 
 EPILOG = """examples:
@@ -65,7 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_chat)
 
 
-def _sampling(args: argparse.Namespace) -> SamplingParams:
+def _sampling(args: argparse.Namespace):  # noqa: ANN202 - SamplingParams, imported lazily with torch
+    from trico.engine.sampler import SamplingParams
+
     return SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
 
 

@@ -10,9 +10,9 @@ import torch
 
 from trico.config import ModelConfig
 from trico.errors import TricoError
+from trico.io import DEFAULT_MODEL  # noqa: F401 - re-exported for callers of the loader
 from trico.io.tokenizer import Tokenizer
 
-DEFAULT_MODEL = "smollm2"
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 

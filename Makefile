@@ -24,8 +24,9 @@ $(VENV)/.trico-dev-installed: $(VENV)/.trico-installed
 install: $(VENV)/.trico-installed
 install-dev: $(VENV)/.trico-dev-installed
 
+# The main job: trico optimize on SmolLM2 for an H100 SXM, then a reply from the chosen checkpoint.
 demo: $(VENV)/.trico-installed
-	$(VENV)/bin/trico demo
+	$(VENV)/bin/trico demo --out out/demo
 
 lint: $(VENV)/.trico-dev-installed
 	$(VENV)/bin/ruff check .

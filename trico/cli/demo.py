@@ -4,52 +4,57 @@ from __future__ import annotations
 
 import argparse
 
-from trico.cli.generate import run_generate
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the demo sub-command."""
     p = subparsers.add_parser(
         "demo",
         help="run the main job on the default SmolLM2 model (what `make demo` runs)",
-        description="Answer a question with SmolLM2, then measure its perplexity on WikiText-2.",
+        description="trico optimize on SmolLM2-135M for an H100 SXM (quantize with every candidate "
+        "scheme, measure quality on WikiText-2, predict speed and cost, keep the best within the KL "
+        "budget), then answer a question with the chosen checkpoint.",
     )
-    p.add_argument("--windows", type=int, default=40, help="perplexity windows (default 40)")
+    p.add_argument("--out", default="out/demo", help="output folder (default out/demo; replaced if present)")
+    p.add_argument("--target", default="h100-sxm", help="hardware to optimize for (default h100-sxm)")
+    p.add_argument("--max-kl", default="0.05", help="quality budget, mean KL per token (default 0.05)")
     p.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Generate an answer, then evaluate perplexity."""
-    from trico.cli.evaluate import run_eval
+    """Optimize, then generate with the chosen checkpoint: each step is an ordinary trico command."""
+    from trico.cli import build_parser
 
-    common = dict(model="smollm2", device="auto", dtype="auto")
-    print("== trico generate: 'What is the capital of France?'")
-    run_generate(
-        argparse.Namespace(
-            **common,
-            prompt="What is the capital of France?",
-            raw=False,
-            system=None,
-            no_stream=False,
-            json=False,
-            max_new_tokens=64,
-            temperature=0.0,
-            top_k=None,
-            top_p=None,
-            seed=None,
-            stop=[],
-            max_context=512,
-        )
-    )
-    print(f"\n== trico eval: perplexity on wikitext2-test ({args.windows} x 512-token windows)")
-    return run_eval(
-        argparse.Namespace(
-            **common,
-            file=None,
-            ctx=512,
-            stride=None,
-            windows=args.windows,
-            reference=None,
-            json=False,
-        )
-    )
+    steps = [
+        [
+            "optimize",
+            "--model",
+            "smollm2",
+            "--target",
+            args.target,
+            "--max-kl",
+            str(args.max_kl),
+            "--plan-model",
+            "llama-3-8b",
+            "--out",
+            args.out,
+            "--overwrite",
+        ],
+        [
+            "generate",
+            "--model",
+            args.out,
+            "--prompt",
+            "What is the capital of France?",
+            "--max-new-tokens",
+            "48",
+        ],
+    ]
+    parser = build_parser()
+    for argv in steps:
+        print(f"\n== trico {' '.join(argv)}", flush=True)
+        step = parser.parse_args(argv)
+        code = int(step.func(step) or 0)
+        if code:
+            return code
+    print(f"\nreport: {args.out}/report.md   checkpoint: {args.out}/")
+    return 0

@@ -128,3 +128,11 @@ def quantize(
     info.calibration = dict(settings) if settings and scheme.method in NEEDS_CALIBRATION else None
     model.trico_quant = info
     return model
+
+
+def _register_builtin_methods() -> None:
+    # Each method module registers itself; importing them here keeps METHODS complete for any importer.
+    from trico.quant import awq, gptq, rtn, smoothquant, ternary  # noqa: F401
+
+
+_register_builtin_methods()

@@ -312,6 +312,9 @@ def main() -> int:
     ap.add_argument("--skip-round-trip", action="store_true")
     ap.add_argument("--round-trip-windows", type=int, default=2)
     ap.add_argument("--redo-round-trip", action="store_true", help="measure the round trip again")
+    ap.add_argument(
+        "--redo", default="", help="with --resume: schemes to measure again (their old rows are dropped)"
+    )
     args = ap.parse_args()
     jpath, mpath = Path(args.json), Path(args.md)
     if args.render_only:
@@ -323,12 +326,14 @@ def main() -> int:
     calib = load_calibration(ckpt.tokenizer, n_seqs=args.calib_n, seq_len=args.calib_len)
     reference = CachedReference(build_model(ckpt.config, ckpt.state_dict, dtype=torch.float32))
     data = json.loads(jpath.read_text()) if args.resume and jpath.is_file() else {"results": []}
+    redo = {parse(n).name for n in filter(None, args.redo.split(","))}
+    data["results"] = [r for r in data["results"] if r["scheme"] not in redo]
     done = {r["scheme"] for r in data["results"]}
     if "runs" not in data and "meta" in data:
         data["runs"] = [data["meta"]["command"]]  # a resumed report keeps the earlier command on record
-    data.setdefault("runs", []).append("python scripts/quality_report.py " + " ".join(sys.argv[1:]))
+    data.setdefault("runs", []).append(" ".join(["python scripts/quality_report.py", *sys.argv[1:]]))
     data["meta"] = {
-        "command": "python scripts/quality_report.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python scripts/quality_report.py", *sys.argv[1:]]),
         "git_sha": _git_sha(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads (shared with other jobs)",

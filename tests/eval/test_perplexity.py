@@ -64,3 +64,16 @@ def test_smollm2_perplexity_matches_transformers_on_the_same_tokens():
     hf = hf_smollm2()
     theirs = evaluate(lambda x: hf(x).logits, tokens, ctx=512, windows=2, progress=False)  # type: ignore[arg-type]
     assert abs(ours.ppl / theirs.ppl - 1) < 0.002
+
+
+@torch.no_grad()
+def test_a_cache_factory_puts_the_cache_in_the_measurement():
+    from trico.engine.kv_cache import StaticKVCache
+    from trico.engine.kv_cache_int8 import Int8KVCache
+
+    model, tokens = tiny_model(seed=5), torch.randint(0, 256, (64,))
+    plain = evaluate(model, tokens, ctx=32, windows=2, progress=False)
+    same = evaluate(model, tokens, ctx=32, windows=2, progress=False, cache_factory=StaticKVCache)
+    int8 = evaluate(model, tokens, ctx=32, windows=2, progress=False, cache_factory=Int8KVCache)
+    assert math.isclose(plain.ppl, same.ppl, rel_tol=1e-5)
+    assert int8.ppl != plain.ppl and math.isclose(plain.ppl, int8.ppl, rel_tol=0.05)

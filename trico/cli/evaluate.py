@@ -63,6 +63,7 @@ def run_eval(args: argparse.Namespace) -> int:
         stride=args.stride,
         reference=reference.model if reference else None,
         progress=not args.json,
+        cache_factory=loaded.extra.get("cache_factory"),  # e.g. a kv-int8 checkpoint's INT8 cache
     )
     elapsed = time.perf_counter() - t0
     record = {

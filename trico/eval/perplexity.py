@@ -7,6 +7,7 @@ over the full vocabulary, averaged; top-1 agreement is how often both argmaxes c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -63,6 +64,14 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
+def _logits(model: torch.nn.Module, window: torch.Tensor, cache_factory: Callable | None) -> torch.Tensor:
+    if cache_factory is None:
+        return model(window)
+    weight = next(model.parameters())
+    cache = cache_factory(model.config, 1, window.shape[1], dtype=weight.dtype, device=weight.device)
+    return model(window, torch.arange(window.shape[1], device=window.device), cache)
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -72,11 +81,14 @@ def evaluate(
     stride: int | None = None,
     reference: torch.nn.Module | None = None,
     progress: bool = True,
+    cache_factory: Callable | None = None,
 ) -> EvalResult:
     """Perplexity of `model` on `tokens` over windows of ctx tokens; with `reference`, also KL/top-1/dPPL.
 
     Non-overlapping windows (stride == ctx) score the ctx - 1 predicted tokens of each window. With
     overlap, a window scores only its last `stride` positions, which earlier windows did not score.
+    With `cache_factory` (e.g. an INT8 KV cache), each window runs through a fresh cache of that kind,
+    so the cache's own rounding is part of what is measured.
     """
     stride = ctx if stride is None else stride
     starts = window_starts(int(tokens.numel()), ctx, stride, windows)
@@ -93,7 +105,9 @@ def evaluate(
         window = tokens[start : start + ctx].view(1, -1)
         first = 0 if (i == 0 or stride == ctx) else ctx - 1 - stride
         targets = window[0, first + 1 :]
-        logp = F.log_softmax(model(window.to(device))[0, first:-1].float(), dim=-1).cpu()
+        logp = F.log_softmax(
+            _logits(model, window.to(device), cache_factory)[0, first:-1].float(), dim=-1
+        ).cpu()
         nll_sum += -logp.gather(-1, targets.view(-1, 1)).sum().item()
         n += targets.numel()
         if reference is not None:

@@ -97,3 +97,8 @@ def test_chat_keeps_the_conversation_over_stdin():
     assert out.returncode == 0, out.stderr
     replies = [line for line in out.stdout.split("bot> ") if line.strip()]
     assert len(replies) == 2 and "Paris" in replies[0]
+
+
+def test_bench_refuses_gpu_sized_models_on_the_cpu(capsys):
+    code, _, err = _run_main(capsys, ["bench", "--models", "llama-2-7b", "--device", "cpu"])
+    assert code == 2 and "GPU benchmark" in err

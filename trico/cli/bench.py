@@ -6,6 +6,9 @@ import argparse
 
 from trico.errors import TricoError
 
+CPU_MAX_PARAMS = 1e9
+"""Largest model `trico bench` builds on the CPU (random fp32 weights must fit in host memory)."""
+
 
 def _ints(s: str) -> list[int]:
     try:
@@ -43,8 +46,19 @@ def _run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.prompt < 1 or args.new_tokens < 1:
         raise TricoError("--prompt and --new-tokens must be >= 1")
+    models = [m for m in args.models.split(",") if m]
+    if device.type == "cpu":
+        from trico.config import get_config
+
+        # Random-weight benchmark shapes are GPU work: a 7B model in fp32 does not fit this kind of host.
+        too_big = [m for m in models if m != "tiny" and get_config(m).n_params() > CPU_MAX_PARAMS]
+        if too_big:
+            raise TricoError(
+                f"{', '.join(too_big)} is a GPU benchmark; on the CPU `trico bench` runs models up to "
+                f"{CPU_MAX_PARAMS / 1e9:.0f}B parameters (e.g. --models tiny or smollm2-135m)"
+            )
     results = run(
-        models=[m for m in args.models.split(",") if m],
+        models=models,
         formats=[f for f in args.formats.split(",") if f],
         batches=args.batches,
         prompt=args.prompt,

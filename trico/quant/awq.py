@@ -15,14 +15,7 @@ from torch import nn
 
 from trico.quant.api import register_method, set_module
 from trico.quant.grid import Grid, dequantize_codes, fit_scales, quantize_codes
-from trico.quant.layerwise import (
-    block_forward,
-    blocks_with_targets,
-    collect_block_stats,
-    embed_calibration,
-    head_stats,
-    single_thread,
-)
+from trico.quant.layerwise import quantize_blockwise, single_thread
 from trico.quant.qlinear import QLinear
 from trico.quant.schemes import IntScheme
 
@@ -137,24 +130,17 @@ def quantize_awq(
     model: nn.Module, targets: dict[str, nn.Linear], scheme: IntScheme, calib, progress: bool
 ) -> dict[str, QLinear]:  # noqa: ANN001 - calib: Calibration
     """AWQ every decoder block in turn on inputs from the already-quantized blocks."""
-    x = embed_calibration(model, calib.tokens)
-    blocks = list(blocks_with_targets(model, targets))
-    if progress:
-        from tqdm import tqdm
 
-        blocks = tqdm(blocks, desc=f"AWQ {scheme.name}", unit="block")
-    out: dict[str, QLinear] = {}
-    for _, block, lins in blocks:
-        if lins:
-            stats = collect_block_stats(block, x, lins, want_xtx=True)
-            with single_thread():
-                _awq_block(block, lins, stats, scheme, model.config)
-                for name, lin in lins.items():
-                    q = _clipped_qlinear(name, lin, stats[name].xtx, scheme)
-                    set_module(model, name, q)
-                    out[name] = q
-        x.h = block_forward(block, x)
-    if "lm_head" in targets:
-        st = head_stats(model, x, want_xtx=True)
-        out["lm_head"] = _clipped_qlinear("lm_head", targets["lm_head"], st.xtx, scheme)
-    return out
+    def block_step(block, lins, stats):  # noqa: ANN001, ANN202 - see BlockQuantizer
+        if block is None:  # lm_head: the clipping search only
+            return {"lm_head": _clipped_qlinear("lm_head", lins["lm_head"], stats["lm_head"].xtx, scheme)}
+        out: dict[str, QLinear] = {}
+        with single_thread():
+            _awq_block(block, lins, stats, scheme, model.config)
+            for name, lin in lins.items():
+                q = _clipped_qlinear(name, lin, stats[name].xtx, scheme)
+                set_module(model, name, q)
+                out[name] = q
+        return out
+
+    return quantize_blockwise(model, targets, calib.tokens, f"AWQ {scheme.name}", True, block_step, progress)

@@ -14,15 +14,7 @@ from torch import nn
 from trico.errors import TricoError
 from trico.quant.api import register_method, set_module
 from trico.quant.grid import Grid, fit_scales
-from trico.quant.layerwise import (
-    block_forward,
-    blocks_with_targets,
-    collect_block_stats,
-    embed_calibration,
-    head_stats,
-    shared_groups,
-    single_thread,
-)
+from trico.quant.layerwise import quantize_blockwise, shared_groups, single_thread
 from trico.quant.qlinear import QLinear
 from trico.quant.schemes import IntScheme
 
@@ -152,20 +144,12 @@ def quantize_gptq(
     model: nn.Module, targets: dict[str, nn.Linear], scheme: IntScheme, calib, progress: bool
 ) -> dict[str, QLinear]:  # noqa: ANN001 - calib: Calibration
     """GPTQ every decoder block in turn, feeding each block the outputs of the quantized ones before it."""
-    x = embed_calibration(model, calib.tokens)
-    blocks = list(blocks_with_targets(model, targets))
-    if progress:
-        from tqdm import tqdm
 
-        blocks = tqdm(blocks, desc=f"GPTQ {scheme.name}", unit="block")
-    out: dict[str, QLinear] = {}
-    for _, block, lins in blocks:
-        if lins:
-            stats = collect_block_stats(block, x, lins, want_xtx=True)
-            for names in shared_groups(list(lins), stats):
-                out.update(_gptq_layers(model, {n: lins[n] for n in names}, stats[names[0]].xtx, scheme))
-        x.h = block_forward(block, x)
-    if "lm_head" in targets:
-        st = head_stats(model, x, want_xtx=True)
-        out.update(_gptq_layers(model, {"lm_head": targets["lm_head"]}, st.xtx, scheme))
-    return out
+    def block_step(block, lins, stats):  # noqa: ANN001, ANN202 - see BlockQuantizer
+        out: dict[str, QLinear] = {}
+        for names in shared_groups(list(lins), stats):
+            out.update(_gptq_layers(model, {n: lins[n] for n in names}, stats[names[0]].xtx, scheme))
+        return out
+
+    label = f"GPTQ {scheme.name}"
+    return quantize_blockwise(model, targets, calib.tokens, label, True, block_step, progress)

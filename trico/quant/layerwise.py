@@ -8,7 +8,7 @@ matrix with stacked rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -144,3 +144,40 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+BlockQuantizer = Callable[
+    [nn.Module | None, dict[str, nn.Linear], dict[str, "InputStats"]], dict[str, nn.Module]
+]
+"""(block or None for lm_head, {name: linear}, {name: input statistics}) -> {name: quantized layer}."""
+
+
+def quantize_blockwise(
+    model: nn.Module,
+    targets: dict[str, nn.Linear],
+    tokens: torch.Tensor,
+    label: str,
+    want_xtx: bool,
+    quantize_block: BlockQuantizer,
+    progress: bool,
+) -> dict[str, nn.Module]:
+    """Walk the decoder blocks in order, calibration statistics first, then `quantize_block` on each.
+
+    Each block's inputs come from running the previous blocks as the handler left them (quantized
+    when it swapped their layers, float otherwise); a targeted lm_head comes last, with block None.
+    """
+    x = embed_calibration(model, tokens)
+    blocks = list(blocks_with_targets(model, targets))
+    if progress:
+        from tqdm import tqdm
+
+        blocks = tqdm(blocks, desc=label, unit="block")
+    out: dict[str, nn.Module] = {}
+    for _, block, lins in blocks:
+        if lins:
+            out.update(quantize_block(block, lins, collect_block_stats(block, x, lins, want_xtx=want_xtx)))
+        x.h = block_forward(block, x)
+    if "lm_head" in targets:
+        head = {"lm_head": targets["lm_head"]}
+        out.update(quantize_block(None, head, {"lm_head": head_stats(model, x, want_xtx)}))
+    return out

@@ -13,14 +13,7 @@ from torch import nn
 
 from trico.quant.api import register_method
 from trico.quant.grid import Grid, fit_scales, quantize_codes
-from trico.quant.layerwise import (
-    block_forward,
-    blocks_with_targets,
-    collect_block_stats,
-    embed_calibration,
-    head_stats,
-    shared_groups,
-)
+from trico.quant.layerwise import quantize_blockwise, shared_groups
 from trico.quant.qlinear import QLinear
 from trico.quant.schemes import SmoothQuantScheme
 
@@ -57,20 +50,13 @@ def quantize_smoothquant(
     model: nn.Module, targets: dict[str, nn.Linear], scheme: SmoothQuantScheme, calib, progress: bool
 ) -> dict[str, QLinear]:  # noqa: ANN001 - calib: Calibration
     """Collect max|x| per channel on the float model block by block and build W8A8 layers."""
-    x = embed_calibration(model, calib.tokens)
-    blocks = list(blocks_with_targets(model, targets))
-    if progress:
-        from tqdm import tqdm
 
-        blocks = tqdm(blocks, desc=f"SmoothQuant {scheme.name}", unit="block")
-    out: dict[str, QLinear] = {}
-    for _, block, lins in blocks:
-        if lins:
-            stats = collect_block_stats(block, x, lins, want_xtx=False)
-            for names in shared_groups(list(lins), stats):
-                out.update(_quantize_group({n: lins[n] for n in names}, stats[names[0]], scheme.alpha))
-        x.h = block_forward(block, x)  # float block: statistics of the unquantized model
-    if "lm_head" in targets:
-        st = head_stats(model, x, want_xtx=False)
-        out.update(_quantize_group({"lm_head": targets["lm_head"]}, st, scheme.alpha))
-    return out
+    def block_step(block, lins, stats):  # noqa: ANN001, ANN202 - see BlockQuantizer
+        # Layers are not swapped here, so the next block sees the float model's activations.
+        out: dict[str, QLinear] = {}
+        for names in shared_groups(list(lins), stats):
+            out.update(_quantize_group({n: lins[n] for n in names}, stats[names[0]], scheme.alpha))
+        return out
+
+    label = f"SmoothQuant {scheme.name}"
+    return quantize_blockwise(model, targets, calib.tokens, label, False, block_step, progress)

@@ -32,6 +32,16 @@ _KIND_COLORS = {
 }
 
 
+def _save(fig, path: str | Path) -> Path:  # noqa: ANN001 - matplotlib Figure
+    """Lay out, write (creating the folder) and close a figure; returns the path."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    _plt().close(fig)
+    return path
+
+
 def roofline_chart(
     hw: Hardware,
     estimates: Sequence[Estimate],
@@ -132,12 +142,7 @@ def roofline_chart(
     ax.set_title(title or f"Roofline on {hw.display_name}\n{subtitle}", fontsize=10)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=7, loc="lower right", ncol=1 if per_operator else 2)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def pareto_chart(
@@ -211,12 +216,7 @@ def pareto_chart(
     ax.set_title(title or f"Pareto front: {ox.name} vs {oy.name}", fontsize=10)
     ax.grid(True, lw=0.3, alpha=0.5)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def what_if_chart(steps: Sequence[WhatIf], knob: str, path: str | Path) -> Path:
@@ -260,12 +260,7 @@ def what_if_chart(steps: Sequence[WhatIf], knob: str, path: str | Path) -> Path:
         )
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def prediction_chart(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:
@@ -314,9 +309,4 @@ def prediction_chart(rows: Sequence[dict], path: str | Path, title: str = "") ->
     ax.set_title(title or "Performance model on held-out configurations", fontsize=10)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

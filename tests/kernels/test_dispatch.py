@@ -45,3 +45,22 @@ def test_dense_forward_on_cpu_is_plain_linear():
     w = torch.randn(8, 16)
     x = torch.randn(3, 16)
     assert torch.equal(dispatch.dense_forward(w, x), torch.nn.functional.linear(x, w))
+
+
+def test_tensor_core_choice_follows_the_measured_rules():
+    from tests.kernels.test_qlinear import random_packed
+    from trico.kernels.qlinear import pack_for_kernel
+
+    def pw(fmt, n, k, group, sym=True):
+        q, s, m = random_packed(fmt, n, k, group, sym)
+        return pack_for_kernel(q, s, m, fmt, group, k)
+
+    int4 = pw("uint4", 64, 256, 128)
+    assert dispatch.tensor_core_choice(int4, 1) is None  # the FMA GEMV wins at one row
+    assert dispatch.tensor_core_choice(int4, 16).block_k == 128  # one group per step
+    int8 = pw("int8", 64, 256, 256)
+    assert dispatch.tensor_core_choice(int8, 1) is None  # small int8 layers: qmm
+    assert dispatch.tensor_core_choice(int8, 16) is not None
+    assert dispatch.tensor_core_choice(pw("uint3", 64, 256, 64), 16) is None  # no tensor-core reader
+    dense = pack_for_kernel(torch.randn(64, 256).to(torch.bfloat16), None, None, "bf16", 256, 256)
+    assert dispatch.tensor_core_choice(dense, 1).num_warps == 2

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from trico.kernels import kernels_enabled
 from trico.kernels import qlinear as qk
+from trico.kernels.qgemm_tc import TcConfig, tc_qmm, tc_supported
 
 DECODE_MAX_ROWS = 64
 """Up to this many rows of x the fused kernel streams the packed weight; above, dequantize + cuBLAS."""
@@ -33,6 +34,28 @@ def supported(module: torch.nn.Module) -> bool:
     return module.fmt == "tern1.6" or module.in_features % per_unit == 0
 
 
+def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
+    """The tensor-core kernel's launch shape where it measured faster than `qmm` on the H100, else None.
+
+    From benchmarks/results/gemv-variants-h100.json (Llama layer shapes, CUDA-graph timed, weights
+    beyond L2): bf16 beats cuBLAS and qmm everywhere; int8 wins at M = 1 except on 4096 x 4096 and at
+    M > 1 only for N <= 4096; 4-bit and 2-bit codes lose at M = 1 (qmm's FMA path) and win 2-3x above.
+    """
+    if not tc_supported(pw):
+        return None
+    per_row = pw.scale_mode in (0, 1)
+    block_k = 256 if pw.k % 256 == 0 else 64
+    if pw.fmt in ("bf16", "fp16"):
+        return TcConfig(32, block_k, 2 if m == 1 else 4, 5)
+    if pw.fmt in ("int8", "uint8"):
+        big = pw.n > 4096 or pw.k > 4096
+        wins = big if m == 1 else pw.n <= 4096
+        return TcConfig(64, block_k if per_row else pw.group_size, 4, 3) if wins else None
+    if m == 1:
+        return None
+    return TcConfig(32 if not per_row else 64, block_k if per_row else pw.group_size, 4, 3)
+
+
 def qlinear_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """y = x @ W^T for a QLinear on CUDA; formats without a kernel (w8a8) use the module's reference."""
     if not supported(module) or not kernels_enabled():
@@ -43,7 +66,11 @@ def qlinear_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     if x2.shape[0] <= DECODE_MAX_ROWS:
-        y = qk.qmm(x2, pw, qk.tuned_config(x2, pw) or qk.default_config(pw, x2.shape[0]))
+        tc = tensor_core_choice(pw, x2.shape[0]) if x2.is_cuda else None
+        if tc is not None:
+            y = tc_qmm(x2, pw, tc)
+        else:
+            y = qk.qmm(x2, pw, qk.tuned_config(x2, pw) or qk.default_config(pw, x2.shape[0]))
     else:
         y = F.linear(x2, qk.dequantize(pw, x2.dtype))
     return y.view(*lead, module.out_features)
@@ -53,7 +80,7 @@ _DENSE_VIEWS: dict[tuple, qk.PackedWeight] = {}
 
 
 def dense_forward(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """y = x @ weight^T for a bf16/fp16 weight: the Triton GEMV where it measured faster, else cuBLAS."""
+    """y = x @ weight^T for a bf16/fp16 weight: the tensor-core skinny GEMM on CUDA (K % 64 == 0), else cuBLAS."""
     if not (x.is_cuda and kernels_enabled() and qk.triton is not None) or weight.dtype != x.dtype:
         return F.linear(x, weight)
     x2 = x.reshape(-1, x.shape[-1])
@@ -65,10 +92,10 @@ def dense_forward(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         pw = _DENSE_VIEWS[key] = qk.pack_for_kernel(
             weight, None, None, "bf16", weight.shape[1], weight.shape[1]
         )
-    cfg = qk.tuned_config(x2, pw)
-    if cfg is None:
+    tc = tensor_core_choice(pw, x2.shape[0])
+    if tc is None:
         return F.linear(x, weight)
-    return qk.qmm(x2, pw, cfg).view(*x.shape[:-1], weight.shape[0])
+    return tc_qmm(x2, pw, tc).view(*x.shape[:-1], weight.shape[0])
 
 
 def clear_caches() -> None:

@@ -1,0 +1,179 @@
+"""Decode-kernel shoot-out on the GPU: the FMA kernel (`qlinear.qmm`), the tensor-core kernel
+(`qgemm_tc.tc_qmm`) and cuBLAS, per weight format, layer shape and row count, over every launch shape.
+
+Each variant is timed as a CUDA graph of launches over enough copies of the weight to overflow the
+L2 cache (so GB/s is DRAM bandwidth, and Python launch overhead is not in the number), median of
+replays. Usage: python benchmarks/gemv_variants.py [--quick] [--out FILE.json]; the table prints last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from trico.kernels import qgemm_tc as tc  # noqa: E402
+from trico.kernels import qlinear as qk  # noqa: E402
+
+FORMATS = [  # (label, fmt, group (0 per tensor, -1 per row), symmetric)
+    ("bf16", "bf16", 0, True),
+    ("int8", "int8", -1, True),
+    ("int4-g128", "uint4", 128, True),
+    ("int4-g128-asym", "uint4", 128, False),
+    ("tern2", "tern2", 0, True),
+]
+SHAPES = [(4096, 4096), (12288, 4096), (22016, 4096), (4096, 11008), (28672, 4096), (4096, 14336)]
+L2_BYTES = 50 * 2**20
+
+
+def make_weight(fmt: str, group: int, sym: bool, n: int, k: int, seed: int) -> qk.PackedWeight:
+    """A random packed weight of the format on the GPU."""
+    from trico.quant.packing import layout
+
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    if fmt == "bf16":
+        w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16, generator=g)
+        return qk.pack_for_kernel(w, None, None, "bf16", k, k)
+    grp = k if group == -1 else group
+    rows = 1 if group == 0 else n
+    ng = 1 if group in (0, -1) else k // group
+    scales = (torch.rand(rows, ng, device="cuda", generator=g) * 0.02 + 0.005).half()
+    mins = None if sym else (torch.randn(rows, ng, device="cuda", generator=g) * 0.05).half()
+    if fmt == "int8":
+        q = torch.randint(-127, 128, (n, k), device="cuda", dtype=torch.int8, generator=g)
+    else:
+        hi = 3 if fmt.startswith("tern") else 1 << {"uint4": 4, "uint2": 2}[fmt]
+        codes = torch.randint(0, hi, (n, k), device="cuda", dtype=torch.uint8, generator=g)
+        q = layout(fmt).pack(codes)
+    return qk.pack_for_kernel(q, scales, mins, fmt, 0 if group == 0 else grp, k)
+
+
+def weight_bytes(pw: qk.PackedWeight) -> int:
+    """Bytes of the packed weight with its scales and mins."""
+    total = pw.units.numel() * pw.units.element_size()
+    for t in (pw.scales, pw.mins):
+        if t is not None:
+            total += t.numel() * t.element_size()
+    return total
+
+
+def graph_ms(calls: list, replays: int = 7) -> float:
+    """Median ms of one replay of a CUDA graph holding the calls (after a warm-up)."""
+    for c in calls:
+        c()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for c in calls:
+            c()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(replays):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        graph.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def run_case(label: str, fmt: str, group: int, sym: bool, n: int, k: int, m: int, quick: bool) -> dict:
+    """Time every variant of one case; returns the best of each kernel family."""
+    first = make_weight(fmt, group, sym, n, k, 0)
+    nbytes = weight_bytes(first)
+    copies = max(2, math.ceil(4 * L2_BYTES / nbytes))
+    pws = [first] + [make_weight(fmt, group, sym, n, k, i) for i in range(1, copies)]
+    xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
+    packed = pws[0].units.view(torch.uint8) if fmt in ("uint4", "uint2", "tern2") else pws[0].units
+    ref = qk.qlinear_reference(xs[0], packed, pws[0].scales, pws[0].mins, fmt, first.group_size, k)
+    out: dict = {"label": label, "fmt": fmt, "n": n, "k": k, "m": m, "weight_bytes": nbytes, "copies": copies}
+
+    def per_call_ms(fn) -> float:  # noqa: ANN001
+        return graph_ms([lambda i=i: fn(xs[i], pws[i]) for i in range(copies)]) / copies
+
+    def rel(y: torch.Tensor) -> float:
+        return float((y.float() - ref.float()).norm() / ref.float().norm())
+
+    if fmt == "bf16":
+        out["cublas_ms"] = per_call_ms(lambda x, pw: torch.nn.functional.linear(x, pw.units))
+    best_old = (math.inf, None)
+    for cfg in qk.candidates(m)[: 2 if quick else None]:
+        try:
+            ms = per_call_ms(lambda x, pw, c=cfg: qk.qmm(x, pw, c))
+        except Exception as exc:  # noqa: BLE001 - a shape the compiler refuses is skipped, and said
+            print(f"  qmm {cfg} failed: {type(exc).__name__}", flush=True)
+            continue
+        best_old = min(best_old, (ms, cfg), key=lambda t: t[0])
+    out["qmm_ms"], out["qmm_cfg"] = best_old[0], str(best_old[1])
+    out["qmm_rel_err"] = rel(qk.qmm(xs[0], pws[0], best_old[1]))
+    rows = []
+    cands = tc.tc_candidates(first, m)
+    for c in cands[:: 4 if quick else 1]:
+        try:
+            ms = per_call_ms(lambda x, pw, c=c: tc.tc_qmm(x, pw, c))
+        except Exception as exc:  # noqa: BLE001
+            print(f"  tc {c} failed: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
+            continue
+        rows.append({"cfg": list(dataclasses.astuple(c)), "ms": ms})
+    rows.sort(key=lambda r: r["ms"])
+    out["tc_all"] = rows
+    if rows:
+        b = rows[0]["cfg"]
+        out["tc_ms"], out["tc_cfg"] = rows[0]["ms"], b
+        out["tc_rel_err"] = rel(tc.tc_qmm(xs[0], pws[0], tc.TcConfig(*b)))
+    for key in ("cublas_ms", "qmm_ms", "tc_ms"):
+        if key in out and out[key] < math.inf:
+            out[key.replace("_ms", "_GBps")] = nbytes / (out[key] * 1e-3) / 1e9
+    return out
+
+
+def copy_gbps() -> float:
+    """Same-run device-to-device copy bandwidth (bytes read + written)."""
+    a = torch.empty(2**30 // 2, dtype=torch.bfloat16, device="cuda")
+    b = torch.empty_like(a)
+    ms = graph_ms([lambda: b.copy_(a)] * 4) / 4
+    return 2 * a.numel() * 2 / (ms * 1e-3) / 1e9
+
+
+def main() -> int:
+    """Run the grid, write JSON, print the table."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--rows", default="1,16")
+    p.add_argument("--shapes", default=",".join(f"{n}x{k}" for n, k in SHAPES), help="NxK,NxK,...")
+    p.add_argument("--formats", default=",".join(f[0] for f in FORMATS))
+    p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    results = {"gpu": torch.cuda.get_device_name(), "copy_GBps": copy_gbps(), "cases": []}
+    wanted = set(args.formats.split(","))
+    for label, fmt, group, sym in FORMATS:
+        if label not in wanted:
+            continue
+        for n, k in [tuple(int(v) for v in nk.split("x")) for nk in args.shapes.split(",")]:
+            for m in [int(v) for v in args.rows.split(",")]:
+                r = run_case(label, fmt, group, sym, n, k, m, args.quick)
+                results["cases"].append(r)
+                Path(args.out).write_text(json.dumps(results, indent=1))
+                print(
+                    f"{label:15s} {n:6d}x{k:<6d} m={m:<3d} qmm {r.get('qmm_GBps', 0):7.0f} GB/s"
+                    f"  tc {r.get('tc_GBps', 0):7.0f} GB/s {r.get('tc_cfg')}"
+                    f"  cublas {r.get('cublas_GBps', 0):7.0f}  err {r.get('tc_rel_err', 0):.1e}",
+                    flush=True,
+                )
+    print(f"copy bandwidth {results['copy_GBps']:.0f} GB/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""The tensor-core skinny GEMM against the plain-torch reference (Triton interpreter on CPU)."""
+
+import pytest
+import torch
+
+from tests.kernels.test_qlinear import DEV, _dev, _rel, random_packed
+from trico.kernels.qgemm_tc import TcConfig, tc_qmm, tc_supported
+from trico.kernels.qlinear import dequantize_reference, pack_for_kernel, qlinear_reference
+
+CASES = [  # fmt, n, k, group (0 per tensor), symmetric
+    ("int8", 48, 128, 0, True),
+    ("int8", 40, 128, 128, True),
+    ("int8", 40, 128, 64, True),
+    ("uint8", 40, 128, 32, False),
+    ("uint4", 40, 256, 64, True),
+    ("uint4", 40, 256, 32, False),
+    ("uint4", 24, 128, 128, True),
+    ("uint2", 24, 256, 64, False),
+    ("tern2", 40, 256, 0, True),
+    ("tern2", 24, 256, 64, True),
+]
+
+
+@pytest.mark.parametrize("fmt,n,k,group,sym", CASES)
+@pytest.mark.parametrize("m_rows", [1, 5, 17])
+def test_tc_qmm_matches_reference(fmt, n, k, group, sym, m_rows):
+    q, s, m = random_packed(fmt, n, k, group, sym, seed=m_rows)
+    x = torch.randn(m_rows, k, generator=torch.Generator().manual_seed(m_rows)).to(torch.bfloat16)
+    pw = pack_for_kernel(*_dev(q, s, m), fmt, group, k)
+    assert tc_supported(pw)
+    got = tc_qmm(x.to(DEV), pw, TcConfig(block_n=16, block_k=64)).cpu()
+    assert got.dtype == x.dtype and got.shape == (m_rows, n)
+    assert _rel(got, qlinear_reference(x, q, s, m, fmt, group, k)) < 1e-2
+
+
+def test_tc_qmm_is_within_one_rounding_of_the_exact_product():
+    """Against a float64 product the only error left is the bf16 rounding of the output."""
+    q, s, m = random_packed("uint4", 64, 256, 64, True, seed=3)
+    x = torch.randn(4, 256, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
+    exact = x.double() @ dequantize_reference(q, s, m, "uint4", 64, 256).double().t()
+    got = tc_qmm(x.to(DEV), pack_for_kernel(*_dev(q, s, m), "uint4", 64, 256), TcConfig(16, 64)).cpu()
+    ulp = torch.exp2(torch.floor(torch.log2(exact.abs().clamp_min(1e-30))) - 7)
+    # <= 0.5 ulp with round-to-nearest on the GPU; the CPU interpreter truncates (< 1 ulp)
+    assert float(((got.double() - exact).abs() / ulp).max()) <= 1.05
+
+
+def test_tc_qmm_dense_bf16_weight():
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(40, 128, generator=g).to(torch.bfloat16)
+    x = torch.randn(3, 128, generator=g).to(torch.bfloat16)
+    pw = pack_for_kernel(*_dev(w), None, None, "bf16", 128, 128)
+    got = tc_qmm(x.to(DEV), pw, TcConfig(16, 64)).cpu()
+    assert _rel(got, x.float() @ w.float().t()) < 1e-2
+
+
+@pytest.mark.parametrize("cfg", [TcConfig(16, 128, groups_per_step=2), TcConfig(32, 64, split_k=2)])
+@pytest.mark.parametrize("fmt,group,sym", [("uint4", 64, True), ("uint4", 64, False), ("int8", 0, True)])
+def test_tc_qmm_multi_group_steps_and_split_k(cfg, fmt, group, sym):
+    q, s, m = random_packed(fmt, 24, 256, group, sym, seed=11)
+    x = torch.randn(3, 256, generator=torch.Generator().manual_seed(11)).to(torch.bfloat16)
+    got = tc_qmm(x.to(DEV), pack_for_kernel(*_dev(q, s, m), fmt, group, 256), cfg).cpu()
+    assert _rel(got, qlinear_reference(x, q, s, m, fmt, group, 256)) < 1e-2
+
+
+def test_tc_refuses_formats_it_does_not_read():
+    q, s, m = random_packed("uint3", 24, 128, 32, True)
+    assert not tc_supported(pack_for_kernel(q, s, m, "uint3", 32, 128))
+    q, s, m = random_packed("uint4", 24, 96, 32, True)
+    assert not tc_supported(pack_for_kernel(q, s, m, "uint4", 32, 96))  # K not a multiple of 64

@@ -1,0 +1,279 @@
+"""Skinny GEMM y = x @ W^T on the tensor cores for byte-aligned weight formats (decode, M = 1..64).
+
+Why a second decode kernel next to `qlinear.qmm`: that one unpacks codes to fp32 and multiplies with
+FMAs, 4-5 ALU instructions per weight and one FMA per row of x, so past M = 1 it collapses
+(benchmarks/results/gemv-variants-h100.json). Here the tensor cores do the multiplications and a
+weight costs a few integer instructions:
+
+- codes become fp16/bf16 numbers with the exponent trick: a code c OR-ed into the mantissa of
+  1024.0 (fp16 0x6400) or 128.0 (bf16 0x4300) *is* the float MAGIC + c, so no conversion runs;
+- grouped weights subtract MAGIC + offset in 16-bit float (exact: small integers) and scale the
+  [M, N] partial product once per group; weights with one scale per row keep MAGIC + c and take
+  (MAGIC + offset) * sum_k x_k out once at the end (the fp32 accumulation loses ~2^-24 * MAGIC *
+  sum|x| to it, far below the bf16 rounding of the result); asymmetric groups add min * sum x.
+
+Rows of x beyond M are masked loads (no memory traffic), so M = 1 runs as a 16-row tile. 8-bit codes
+need 8 mantissa bits and run in fp16 (x is converted); narrower codes use x's own dtype.
+Measured on the H100 (same JSON): a bit-plane variant (one dot per nibble position, no reordering
+into K order) and a weight-as-first-operand variant were both slower than this one.
+
+Formats: int8 (signed), uint8, uint4, uint2 / tern2, and bf16/fp16 weights (a plain skinny GEMM,
+which beats cuBLAS's GEMV on most Llama shapes). uint3 and tern1.6 stay on `qlinear.qmm`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from trico.kernels.qlinear import INTERPRET, SPECS, PackedWeight, triton
+
+if triton is not None:
+    import triton.language as tl
+
+TC_BITS = {"bf16": 16, "fp16": 16, "int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
+"""Formats this kernel reads, with their bits per code."""
+
+
+def tc_supported(pw: PackedWeight) -> bool:
+    """Whether the tensor-core kernel handles this weight (format, and K a multiple of 64)."""
+    if pw.fmt not in TC_BITS or pw.k % 64:
+        return False
+    return pw.scale_mode in (0, 1) or pw.group_size % 16 == 0  # a dot needs K >= 16
+
+
+@dataclass(frozen=True)
+class TcConfig:
+    """Launch shape of the tensor-core skinny GEMM."""
+
+    block_n: int
+    block_k: int
+    """Codes per loop step when one scale serves a whole row; grouped weights step one group at a time."""
+    num_warps: int = 4
+    num_stages: int = 4
+    groups_per_step: int = 1
+    """Grouped weights: groups handled per loop step (more bytes in flight per step)."""
+    split_k: int = 1
+    """Programs along K, summed with fp32 atomics (fills the GPU when N is small)."""
+
+
+if triton is not None:
+
+    @triton.jit
+    def _unpack(b, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BITS: tl.constexpr, SIGNED8: tl.constexpr):
+        """Packed bytes [BN, BK * BITS / 8] (uint8) -> codes [BN, BK] (uint8) in K order."""
+        if BITS == 8:
+            c = b ^ 0x80 if SIGNED8 else b  # two's complement int8 -> c + 128
+        elif BITS == 4:
+            # Code 2j is the low nibble of byte j: joining (low, high) on a new last axis is K order.
+            c = tl.reshape(tl.join(b & 15, b >> 4), [BLOCK_N, BLOCK_K])
+        else:
+            # Code 4j + p sits at bits 2p of byte j; the nested join lays (p0, p1, p2, p3) out in order.
+            lo = tl.join(b & 3, (b >> 4) & 3)
+            hi = tl.join((b >> 2) & 3, b >> 6)
+            c = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_K])
+        return c
+
+    @triton.jit
+    def _tile_dot(x_ptrs, w_ptrs, mask_m, mask_n, BITS, SIGNED8, FP16, SUB, BLOCK_N, BLOCK_K, DOT_F32):  # noqa: ANN001, ANN202
+        """One [BM, BK] x [BK, BN] step: the x tile in the dot's dtype, and x times the (MAGIC + c - SUB) tile."""
+        b = tl.load(w_ptrs, mask=mask_n[:, None], other=0)
+        x = tl.load(x_ptrs, mask=mask_m[:, None], other=0.0)
+        if BITS == 16:
+            w = b
+        else:
+            c = _unpack(b, BLOCK_N, BLOCK_K, BITS, SIGNED8)
+            bits = c.to(tl.int16) | (0x6400 if FP16 else 0x4300)
+            w = bits.to(tl.float16 if FP16 else tl.bfloat16, bitcast=True)
+            if SUB > 0:
+                # The CPU interpreter's 16-bit float arithmetic is wrong: there, in fp32 (exact either way).
+                w = w.to(tl.float32) - SUB if DOT_F32 else w - SUB
+        xd = x.to(w.dtype) if BITS == 16 or not DOT_F32 else x.to(tl.float16 if FP16 else tl.bfloat16)
+        if DOT_F32:  # the CPU interpreter's bf16 dot is wrong; fp32 of the same operands is exact
+            part = tl.dot(xd.to(tl.float32), tl.trans(w.to(tl.float32)))
+        else:
+            part = tl.dot(xd, tl.trans(w))
+        return xd, part
+
+    @triton.jit
+    def _tc_kernel(
+        x_ptr,
+        w_ptr,
+        s_ptr,
+        m_ptr,
+        y_ptr,
+        M,
+        N,
+        K,
+        stride_xm,
+        stride_wn,
+        stride_sn,
+        stride_ym,
+        BITS: tl.constexpr,
+        SIGNED8: tl.constexpr,
+        OFFSET: tl.constexpr,
+        HAS_MIN: tl.constexpr,
+        PER_ROW: tl.constexpr,
+        FP16: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+        GROUPS_PER_STEP: tl.constexpr,
+        SPLIT_K: tl.constexpr,
+        DOT_F32: tl.constexpr,
+    ):
+        # Grouped weights: BLOCK_K is the group and a step covers GROUPS_PER_STEP groups. One scale per
+        # row: BLOCK_K is free and the row sums of x are accumulated elementwise, reduced once.
+        pid_n = tl.program_id(0)
+        pid_k = tl.program_id(1)
+        pid_m = tl.program_id(2)
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask_m = offs_m < M
+        mask_n = offs_n < N
+        BKB: tl.constexpr = BLOCK_K * BITS // 8 if BITS < 16 else BLOCK_K
+        MAGIC: tl.constexpr = 1024.0 if FP16 else 128.0
+        STEP: tl.constexpr = BLOCK_K * GROUPS_PER_STEP
+        SUB: tl.constexpr = MAGIC + OFFSET if (BITS < 16 and not PER_ROW and not HAS_MIN) else 0.0
+        k_per_split = tl.cdiv(tl.cdiv(K, SPLIT_K), STEP) * STEP
+        k_lo = pid_k * k_per_split
+        k_hi = tl.minimum(k_lo + k_per_split, K)
+        w_ptrs = w_ptr + offs_n[:, None] * stride_wn + (k_lo * BKB // BLOCK_K + tl.arange(0, BKB))[None, :]
+        x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_lo + tl.arange(0, BLOCK_K))[None, :]
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+        xacc = tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.float32)
+        for k0 in range(k_lo, k_hi, STEP):
+            for gi in tl.static_range(GROUPS_PER_STEP):
+                xd, part = _tile_dot(
+                    x_ptrs + gi * BLOCK_K,
+                    w_ptrs + gi * BKB,
+                    mask_m,
+                    mask_n,
+                    BITS,
+                    SIGNED8,
+                    FP16,
+                    SUB,
+                    BLOCK_N,
+                    BLOCK_K,
+                    DOT_F32,
+                )
+                if BITS == 16 or PER_ROW:
+                    acc += part
+                    if BITS < 16:
+                        xacc += xd.to(tl.float32)
+                else:
+                    sidx = offs_n * stride_sn + (k0 + gi * BLOCK_K) // BLOCK_K
+                    s = tl.load(s_ptr + sidx, mask=mask_n, other=0.0).to(tl.float32)
+                    if HAS_MIN:
+                        xs = tl.sum(xd.to(tl.float32), axis=1)
+                        mn = tl.load(m_ptr + sidx, mask=mask_n, other=0.0).to(tl.float32)
+                        acc += (part - (MAGIC + OFFSET) * xs[:, None]) * s[None, :] + xs[:, None] * mn[
+                            None, :
+                        ]
+                    else:
+                        acc += part * s[None, :]
+            w_ptrs += STEP * BKB // BLOCK_K
+            x_ptrs += STEP
+        if PER_ROW and BITS < 16:
+            xs_all = tl.sum(xacc, axis=1)
+            s = tl.load(s_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
+            acc = (acc - (MAGIC + OFFSET) * xs_all[:, None]) * s[None, :]
+            if HAS_MIN:
+                mn = tl.load(m_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
+                acc += xs_all[:, None] * mn[None, :]
+        y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
+        ymask = mask_m[:, None] & mask_n[None, :]
+        if SPLIT_K == 1:
+            tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=ymask)
+        else:
+            tl.atomic_add(y_ptrs, acc, mask=ymask)
+
+
+def tc_default_config(pw: PackedWeight, m: int) -> TcConfig:
+    """A launch shape that is valid for every supported weight (used before tuning, and on the CPU)."""
+    return TcConfig(block_n=32, block_k=128 if pw.k % 128 == 0 else 64)
+
+
+def tc_candidates(pw: PackedWeight, m: int) -> list[TcConfig]:
+    """Launch shapes worth timing for this weight (grid sizes from one wave of programs up)."""
+    out = []
+    if pw.scale_mode in (0, 1):
+        ks = [bk for bk in (256, 512, 1024) if pw.k % bk == 0] or [64]
+        for bn in (32, 64, 128):
+            for bk in ks:
+                for warps in (4, 8):
+                    out.append(TcConfig(bn, bk, warps, 3))
+    else:
+        for bn in (32, 64, 128):
+            for gps in (1, 2, 4):
+                if pw.k % (pw.group_size * gps) == 0:
+                    for warps in (4, 8):
+                        out.append(TcConfig(bn, pw.group_size, warps, 3, gps))
+    if pw.n <= 8192:
+        out += [TcConfig(c.block_n, c.block_k, c.num_warps, c.num_stages, c.groups_per_step, 2) for c in out]
+    return out
+
+
+def tc_qmm(x: torch.Tensor, pw: PackedWeight, config: TcConfig | None = None) -> torch.Tensor:
+    """y [M, N] = x [M, K] @ W^T through the tensor cores, streaming the packed weight once (M <= 64)."""
+    assert triton is not None, "Triton is not installed"
+    assert tc_supported(pw), (
+        f"the tensor-core kernel does not take {pw.fmt} with K={pw.k}, group {pw.group_size}"
+    )
+    assert x.dim() == 2 and x.shape[1] == pw.k and x.stride(1) == 1, f"x must be [M, {pw.k}], contiguous in K"
+    m = x.shape[0]
+    assert 1 <= m <= 64, f"the decode kernel takes 1..64 rows, got {m}"
+    config = config or tc_default_config(pw, m)
+    bits = TC_BITS[pw.fmt]
+    per_row = pw.scale_mode in (0, 1)
+    block_k = config.block_k if per_row else pw.group_size
+    assert pw.k % block_k == 0, f"block_k {block_k} must divide K={pw.k}"
+    if x.dtype == torch.float32:
+        x = x.to(torch.bfloat16)  # the tensor cores take 16-bit operands; accumulation stays fp32
+    block_m = max(16, triton.next_power_of_2(m))
+    units = pw.units if bits == 16 else pw.units.view(torch.uint8)
+    fp16 = bits == 8 or (bits == 16 and units.dtype == torch.float16) or x.dtype == torch.float16
+    gps = 1 if per_row else config.groups_per_step
+    assert pw.k % (block_k * gps) == 0, f"{gps} groups per step must divide K={pw.k}"
+    split = config.split_k
+    y = (
+        torch.zeros(m, pw.n, dtype=torch.float32, device=x.device)
+        if split > 1
+        else torch.empty(m, pw.n, dtype=x.dtype, device=x.device)
+    )
+    scales = pw.scales if pw.scales is not None else units
+    mins = pw.mins if pw.mins is not None else scales
+    grid = (triton.cdiv(pw.n, config.block_n), split, triton.cdiv(m, block_m))
+    _tc_kernel[grid](
+        x,
+        units,
+        scales,
+        mins,
+        y,
+        m,
+        pw.n,
+        pw.k,
+        x.stride(0),
+        units.stride(0),
+        pw.stride_sn,
+        y.stride(0),
+        BITS=bits,
+        SIGNED8=pw.fmt == "int8",
+        OFFSET=128.0 if pw.fmt == "int8" else float(pw.offset),
+        HAS_MIN=pw.mins is not None,
+        PER_ROW=per_row,
+        FP16=fp16,
+        BLOCK_M=block_m,
+        BLOCK_N=config.block_n,
+        BLOCK_K=block_k,
+        GROUPS_PER_STEP=gps,
+        SPLIT_K=split,
+        DOT_F32=INTERPRET,
+        num_warps=config.num_warps,
+        num_stages=config.num_stages,
+    )
+    return y if split == 1 else y.to(x.dtype)
+
+
+__all__ = ["SPECS", "TC_BITS", "TcConfig", "tc_candidates", "tc_default_config", "tc_qmm", "tc_supported"]

@@ -38,8 +38,8 @@ def quantize_checkpoint(
     scheme_name: str,
     out_dir: str | Path,
     calib_file: str | Path | None = None,
-    calib_n: int = 8,
-    calib_len: int = 512,
+    calib_n: int | None = None,
+    calib_len: int | None = None,
     calib_seed: int = 0,
     float_dtype: torch.dtype = torch.float16,
     progress: bool = True,
@@ -48,6 +48,7 @@ def quantize_checkpoint(
     from trico.io.loader import read_checkpoint, resolve_model_path
     from trico.io.trico_checkpoint import check_output_dir, save_trico_checkpoint
     from trico.models.llama import build_model
+    from trico.quant import calibration as calib_mod
     from trico.quant.calibration import load_calibration
 
     scheme = parse(scheme_name)
@@ -61,7 +62,13 @@ def quantize_checkpoint(
     if scheme.method in NEEDS_CALIBRATION:
         if ckpt.tokenizer is None:
             raise TricoError(f"{path}: no tokenizer to tokenize the calibration text with")
-        calib = load_calibration(ckpt.tokenizer, calib_file, calib_n, calib_len, calib_seed)
+        calib = load_calibration(
+            ckpt.tokenizer,
+            calib_file,
+            calib_n or calib_mod.DEFAULT_N_SEQS,
+            calib_len or calib_mod.DEFAULT_SEQ_LEN,
+            calib_seed,
+        )
     t0 = time.perf_counter()
     quantize(model, scheme, calib, progress=progress)
     seconds = time.perf_counter() - t0

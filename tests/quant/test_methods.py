@@ -7,7 +7,7 @@ from torch import nn
 from trico.config import tiny_config
 from trico.errors import TricoError
 from trico.models.llama import build_model
-from trico.quant import QLinear, quantize
+from trico.quant import QLinear, parse, quantize
 from trico.quant.awq import output_error, search_scale
 from trico.quant.calibration import Calibration
 from trico.quant.gptq import gptq_quantize
@@ -88,7 +88,8 @@ def test_awq_scale_search_never_loses_to_rtn() -> None:
 
 
 @pytest.mark.parametrize(
-    "scheme", ["int4-gptq-g32", "int3-awq-g32", "int4-awq-pc-asym", "w8a8-smooth", "w8a8"]
+    "scheme",
+    ["int4-gptq-g32", "int4-gptq-g32-act-awq", "int3-awq-g32", "int4-awq-pc-asym", "w8a8-smooth", "w8a8"],
 )
 def test_calibrated_methods_run_and_keep_the_model_close(scheme: str) -> None:
     x = torch.randint(0, 256, (2, 24))
@@ -139,3 +140,38 @@ def test_fit_uses_largest_divisor() -> None:
 def test_head_option_quantizes_lm_head() -> None:
     m = quantize(_tiny(), "int8-head", progress=False)
     assert isinstance(m.lm_head, QLinear) and m.trico_quant.high_precision == ["model.embed_tokens"]
+
+
+def test_awq_scaling_before_gptq_keeps_the_float_model_and_helps_on_outlier_inputs() -> None:
+    x = torch.randint(0, 256, (2, 24))
+    model = _tiny()
+    with torch.no_grad():  # a few salient input channels, as in real models' RMSNorm weights
+        for layer in model.model.layers:
+            layer.post_attention_layernorm.weight[:4] *= 20
+    ref = model(x)
+    err = {}
+    for scheme in ("int3-gptq-g32", "int3-gptq-g32-awq"):
+        m = _tiny()
+        m.load_state_dict(model.state_dict())
+        err[scheme] = (quantize(m, scheme, _calib(), progress=False)(x) - ref).pow(2).mean()
+    assert err["int3-gptq-g32-awq"] < err["int3-gptq-g32"]
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_awq_scaling_leaves_the_float_block_unchanged(kv_heads: int) -> None:
+    from trico.quant.awq import awq_scale_block
+    from trico.quant.layerwise import block_forward, collect_block_stats, embed_calibration
+
+    torch.manual_seed(0)
+    model = build_model(tiny_config(dim=48, hidden_dim=96, n_heads=4, n_kv_heads=kv_heads))
+    x = embed_calibration(model, _calib().tokens)
+    block = model.model.layers[0]
+    lins = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
+    before = block_forward(block, x)
+    o_weight = block.self_attn.o_proj.weight.clone()
+    with torch.no_grad():
+        awq_scale_block(
+            block, lins, collect_block_stats(block, x, lins, True), parse("int3-awq-g16"), model.config
+        )
+    torch.testing.assert_close(block_forward(block, x), before, rtol=1e-4, atol=1e-4)
+    assert not torch.equal(block.self_attn.o_proj.weight, o_weight)  # o_proj is scaled with GQA too

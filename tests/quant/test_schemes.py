@@ -15,6 +15,7 @@ from trico.quant.schemes import IntScheme, SmoothQuantScheme, TernaryScheme
         *list_schemes(),
         "int8-kv8",
         "int4-gptq-g128-asym-act",
+        "int4-gptq-g128-act-awq-fit",
         "int2-rtn-pc",
         "int3-awq-g64-head",
         "w8a8-smooth-a0.8",
@@ -64,3 +65,10 @@ def test_invalid_fields_are_refused() -> None:
         parse("int4-rtn-g12")
     with pytest.raises(TricoError, match="alpha"):
         parse("w8a8-smooth-a1.5")
+
+
+def test_gptq_options_are_refused_on_other_methods() -> None:
+    assert parse("int4-gptq-g64-awq").awq_scale and not parse("int4-gptq-g64").awq_scale
+    for name in ("int4-rtn-g64-awq", "int4-awq-g64-act"):
+        with pytest.raises(TricoError, match="belong to GPTQ"):
+            parse(name)

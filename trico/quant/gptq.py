@@ -41,8 +41,12 @@ def gptq_quantize(
     act_order: bool = False,
     damp: float = 0.01,
     block: int = 128,
+    clip: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """GPTQ one weight [N, K] given H [K, K]; returns codes [N, K] and fp16 scales (and mins) [N, K/group]."""
+    """GPTQ one weight [N, K] given H [K, K]; returns codes [N, K] and fp16 scales (and mins) [N, K/group].
+
+    clip [N, K/group] shrinks each group's range before its scale is fitted (AWQ's clipping search).
+    """
     n, k = w.shape
     w = w.detach().clone().float()
     h = h.detach().clone().float()
@@ -53,17 +57,19 @@ def gptq_quantize(
     scale = torch.zeros(n, k // group, dtype=torch.float16)
     mins = None if grid.symmetric else torch.zeros_like(scale)
     if static:
-        scale, mins = fit_scales(w, grid, group)
+        scale, mins = fit_scales(w, grid, group, clip)
     perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(k)
     w, h = w[:, perm], h[perm][:, perm]
     u = _inverse_hessian_factor(h, damp)
     block = max(group, group * (block // group)) if group < k else block
     codes = torch.zeros(n, k, dtype=torch.int8 if grid.signed8 else torch.uint8)
-    _column_loop(w, u, codes, scale, mins, perm, grid, group, static, block)
+    _column_loop(w, u, codes, scale, mins, perm, grid, group, static, block, clip)
     return codes[:, torch.argsort(perm)], scale, mins
 
 
-def _column_loop(w, u, codes, scale, mins, perm, grid: Grid, group: int, static: bool, block: int) -> None:  # noqa: ANN001
+def _column_loop(
+    w, u, codes, scale, mins, perm, grid: Grid, group: int, static: bool, block: int, clip
+) -> None:  # noqa: ANN001
     """The GPTQ sweep over columns (in place on w, codes, scale, mins).
 
     Per column the grid arithmetic is inlined (same formulas as grid.quantize_codes / dequantize_codes):
@@ -85,7 +91,9 @@ def _column_loop(w, u, codes, scale, mins, perm, grid: Grid, group: int, static:
             g = gidx[col]
             fresh = not static and col % group == 0
             if fresh:  # groups never straddle blocks: block is a multiple of group
-                sg, mg = fit_scales(w1[:, i : i + group], grid, group)
+                sg, mg = fit_scales(
+                    w1[:, i : i + group], grid, group, None if clip is None else clip[:, g : g + 1]
+                )
                 scale[:, g] = sg[:, 0]
                 if mins is not None:
                     mins[:, g] = mg[:, 0]
@@ -119,10 +127,20 @@ def _gptq_layers(
     k = lins[names[0]].in_features
     group = scheme.layer_group(k)
     w = torch.cat([lins[n].weight.detach().float().cpu() for n in names])
+    grid = Grid(scheme.bits, scheme.symmetric)
+    clip = None
+    if scheme.awq_scale:  # AWQ's clipping ranges for the group scales too
+        from trico.quant.awq import NO_CLIP, search_clip
+
+        clip = search_clip(w, h.float(), grid, group)
+        r = 0
+        for n in names:  # q/k keep their full range, as in AWQ
+            rows = lins[n].out_features
+            if n.rsplit(".", 1)[-1] in NO_CLIP:
+                clip[r : r + rows] = 1.0
+            r += rows
     with single_thread():
-        codes, scale, mins = gptq_quantize(
-            w, h, Grid(scheme.bits, scheme.symmetric), group, scheme.act_order, scheme.damp
-        )
+        codes, scale, mins = gptq_quantize(w, h, grid, group, scheme.act_order, scheme.damp, clip=clip)
     out, r = {}, 0
     for n in names:
         rows = lins[n].out_features
@@ -146,6 +164,12 @@ def quantize_gptq(
     """GPTQ every decoder block in turn, feeding each block the outputs of the quantized ones before it."""
 
     def block_step(block, lins, stats):  # noqa: ANN001, ANN202 - see BlockQuantizer
+        if scheme.awq_scale and block is not None:
+            from trico.quant.awq import awq_scale_block  # here: awq and gptq both load from api at import
+
+            # AWQ's scales move salient input channels onto finer grid steps; GPTQ then compensates the
+            # rounding of the scaled weights (the statistics are rescaled to the new inputs x / s).
+            awq_scale_block(block, lins, stats, scheme, model.config)
         out: dict[str, QLinear] = {}
         for names in shared_groups(list(lins), stats):
             out.update(_gptq_layers(model, {n: lins[n] for n in names}, stats[names[0]].xtx, scheme))

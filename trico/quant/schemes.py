@@ -2,7 +2,8 @@
 
 Grammar (canonical names round-trip through `parse`):
 - weight-only integers: `int8` (per output channel, RTN) or `int{2,3,4,8}-{rtn,awq,gptq}-g{32,64,128,...|pc}`
-  with optional suffixes `-asym` (scale + min), `-act` (GPTQ act-order), `-fit` (layers whose in_features
+  with optional suffixes `-asym` (scale + min), `-act` (GPTQ act-order), `-awq` (GPTQ on weights first
+  scaled by AWQ's activation-aware search, folded into the op before), `-fit` (layers whose in_features
   the group size does not divide use the largest divisor below it), `-head` (quantize lm_head too);
 - SmoothQuant W8A8: `w8a8` (naive, alpha = 0) and `w8a8-smooth` (alpha 0.5) or `w8a8-smooth-a0.8`;
 - ternary b1.58: `ternary-g128`, `ternary-pc` (per channel), `ternary-pt` (per tensor); `-b3` stores
@@ -106,6 +107,8 @@ class IntScheme(Scheme):
     """Layers whose in_features the group does not divide use the largest divisor below it."""
     damp: float = 0.01
     """GPTQ: damping added to the Hessian diagonal, as a fraction of its mean (> 0)."""
+    awq_scale: bool = False
+    """GPTQ: first apply AWQ's per-input-channel scale search (folded into the op before), then GPTQ."""
 
     def __post_init__(self) -> None:
         if self.bits not in (2, 3, 4, 8):
@@ -118,6 +121,8 @@ class IntScheme(Scheme):
             )
         if not 0 < self.damp < 1:
             raise TricoError(f"GPTQ damping must be in (0, 1), got {self.damp}")
+        if (self.act_order or self.awq_scale) and self.algo != "gptq":
+            raise TricoError("the -act and -awq options belong to GPTQ schemes (int<b>-gptq-...)")
         object.__setattr__(self, "method", self.algo)
 
     @property
@@ -149,6 +154,7 @@ class IntScheme(Scheme):
         else:
             base = f"int{self.bits}-{self.algo}-" + (f"g{self.group}" if self.group else "pc")
             base += ("" if self.symmetric else "-asym") + ("-act" if self.act_order else "")
+            base += "-awq" if self.awq_scale else ""
         base += "-fit" if self.fit_groups else ""
         return base + self._suffix()
 
@@ -297,7 +303,7 @@ def _parse_int(name: str) -> Scheme | None:
     m = re.fullmatch(r"int([2348])-(rtn|awq|gptq)-(?:g(\d+)|pc)((?:-[a-z0-9]+)*)", name)
     if not m:
         return None
-    opts = _options(m.group(4), ("asym", "act", "fit", "head", "kv8"))
+    opts = _options(m.group(4), ("asym", "act", "awq", "fit", "head", "kv8"))
     if opts is None:
         return None
     return IntScheme(
@@ -306,6 +312,7 @@ def _parse_int(name: str) -> Scheme | None:
         group=int(m.group(3) or 0),
         symmetric="asym" not in opts,
         act_order="act" in opts,
+        awq_scale="awq" in opts,
         fit_groups="fit" in opts,
         quantize_head="head" in opts,
         kv_bits=8 if "kv8" in opts else 16,
@@ -393,6 +400,6 @@ def parse(name: str | Scheme) -> Scheme:
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise TricoError(
         f"unknown quantization scheme {name!r}{hint}; valid: {', '.join(NAMED_SCHEMES)} "
-        "(grammar: int{2,3,4,8}-{rtn,awq,gptq}-g<N>|pc[-asym][-act][-fit], w8a8[-smooth[-a<alpha>]], "
+        "(grammar: int{2,3,4,8}-{rtn,awq,gptq}-g<N>|pc[-asym][-act][-awq][-fit], w8a8[-smooth[-a<alpha>]], "
         "ternary-g<N>|pc|pt[-b3], kv-int8; any with -head, -kv8)"
     )

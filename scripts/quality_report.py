@@ -35,7 +35,7 @@ from trico.io.loader import load_model, read_checkpoint  # noqa: E402
 from trico.io.trico_checkpoint import read_manifest, save_trico_checkpoint  # noqa: E402
 from trico.models.llama import build_model  # noqa: E402
 from trico.quant import parse, quantize  # noqa: E402
-from trico.quant.calibration import load_calibration  # noqa: E402
+from trico.quant.calibration import DEFAULT_N_SEQS, DEFAULT_SEQ_LEN, load_calibration  # noqa: E402
 
 DEFAULT_SCHEMES = [
     "int4-rtn-g128-fit",
@@ -58,6 +58,9 @@ DEFAULT_SCHEMES = [
     "int4-gptq-g64",
     "int4-awq-g64",
 ]
+
+
+CALIBRATED = ("awq", "gptq", "smoothquant")
 
 
 class CachedReference(nn.Module):
@@ -134,6 +137,7 @@ def measure_scheme(name, ckpt, calib, tokens, reference, windows: int) -> dict: 
         "kl_p99": r.kl_p99,
         "top1": r.top1,
         "windows": r.windows,
+        "calibration": info.calibration,
         "ctx": r.ctx,
         "n_tokens": r.n_tokens,
     }
@@ -184,6 +188,12 @@ def _f(x: float | None, fmt: str) -> str:
     return "—" if x is None else format(x, fmt)
 
 
+def _calib(row: dict) -> str:
+    # rows measured before the per-row record existed used the 8 x 512 calibration of that time
+    c = row.get("calibration", {"n_seqs": 8, "seq_len": 512} if row["method"] in CALIBRATED else None)
+    return f"{c['n_seqs']} x {c['seq_len']}" if c else "—"
+
+
 def render(data: dict) -> str:
     """docs/quality.md from the JSON."""
     meta = data["meta"]
@@ -199,11 +209,15 @@ def render(data: dict) -> str:
         f"- **Evaluation**: wikitext2-test, the first W non-overlapping windows of {meta['ctx']} tokens (W per row: "
         "511 scored tokens each), against the unquantized model (fp32; its PPL on the same windows in the `ref PPL` "
         "column). KL is KL(P_float || P_quant) per position, averaged; top-1 is argmax agreement. Rows compared "
-        "with each other (same bits and group size) always share their windows. The CPU was shared with other "
-        "jobs, so fewer windows were affordable than the 40 of `trico eval`'s default.",
-        f"- **Calibration** (AWQ, GPTQ, SmoothQuant): {meta['calibration']['n_seqs']} x "
-        f"{meta['calibration']['seq_len']} tokens from {meta['calibration']['file']} (seed "
-        f"{meta['calibration']['seed']}); never the test file.",
+        "with each other (same bits and group size) always share their windows"
+        + (
+            "."
+            if min(r["windows"] for r in rows) >= 40
+            else "; rows with fewer than the 40 windows of `trico eval`'s default were measured when the CPU was "
+            "shared with other jobs."
+        ),
+        f"- **Calibration** (AWQ, GPTQ, SmoothQuant): N x L tokens from {meta['calibration']['file']} (seed "
+        f"{meta['calibration']['seed']}), N x L per row in the `calib` column; never the test file.",
         "- **Bits/weight** is over the quantized linear layers, fp16 scales and mins included; **size** is the "
         "trico checkpoint's bytes on disk (embedding table, which lm_head shares, kept in fp16 in every row).",
         "- **High precision**: the embedding table and the tied lm_head stay fp16 in every scheme here "
@@ -215,13 +229,17 @@ def render(data: dict) -> str:
         "- **`-fit`**: SmolLM2's q/k/v/o/gate/up layers have in_features = 576, which 128 does not divide; "
         "`-g128-fit` uses the largest divisor of 576 not above 128 (96) on those layers and 128 on down_proj "
         "(in_features 1536). Plain `int4-rtn-g128` is refused with that explanation.",
+        "- **`-act-awq`** (GPTQ): act-order GPTQ on weights first transformed by AWQ's search (per-input-channel "
+        "scales folded into the op before, and per-group clipping ranges), so it is GPTQ and AWQ combined; "
+        "plain GPTQ rows (`-gptq-` without `-awq`) are shown beside it.",
         "",
-        "| scheme | method | bits/weight | size MiB | quantize s (CPU s) | W | ref PPL | PPL | ΔPPL | mean KL | top-1 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scheme | method | calib | bits/weight | size MiB | quantize s (CPU s) | W | ref PPL | PPL | ΔPPL | mean KL "
+        "| top-1 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| `{r['scheme']}` | {r['method']} | {r['bits_per_weight']:.3f} | {r['bytes_on_disk'] / 2**20:.1f} | "
+            f"| `{r['scheme']}` | {r['method']} | {_calib(r)} | {r['bits_per_weight']:.3f} | {r['bytes_on_disk'] / 2**20:.1f} | "
             f"{r['quantize_seconds']:.1f} ({r['quantize_cpu_seconds']:.1f}) | {r['windows']} | {r['ppl_ref']:.3f} | "
             f"{r['ppl']:.3f} | {r['dppl']:+.3f} | {r['kl_mean']:.5f} | "
             f"{100 * r['top1']:.2f}% |"
@@ -255,9 +273,10 @@ def _checks(by: dict) -> list[str]:
 
     for name, r in by.items():
         if name.startswith("int8"):
+            gran = "per channel" if parse(name).group_size == 0 else "per group"
             line(
                 r["kl_mean"] <= 0.002 and r["top1"] >= 0.98,
-                f"INT8 weight-only `{name}`: KL {r['kl_mean']:.5f} (<= 0.002), top-1 {100 * r['top1']:.2f}% (>= 98%)",
+                f"INT8 weight-only `{name}` ({r['method'].upper()}, {gran}): KL {r['kl_mean']:.5f} (<= 0.002), top-1 {100 * r['top1']:.2f}% (>= 98%)",
             )
     if "kv-int8" in by:
         r = by["kv-int8"]
@@ -272,7 +291,12 @@ def _checks(by: dict) -> list[str]:
         d = rtn["dppl"]
         fit = "-fit" if g.endswith("-fit") else ""
         base = g.removesuffix("-fit")
-        for method, suffix, factor in (("gptq", "", 0.6), ("gptq", "-act", 0.6), ("awq", "", 0.75)):
+        for method, suffix, factor in (
+            ("gptq", "", 0.6),
+            ("gptq", "-act", 0.6),
+            ("gptq", "-act-awq", 0.6),
+            ("awq", "", 0.75),
+        ):
             name = f"int{bits}-{method}-{base}{suffix}{fit}"
             r = by.get(name)
             if r and r["windows"] == rtn["windows"]:  # ΔPPLs are compared on the same windows only
@@ -301,10 +325,10 @@ def _checks(by: dict) -> list[str]:
 def main() -> int:
     """Run (or re-render) the report."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--windows", type=int, default=10)
+    ap.add_argument("--windows", type=int, default=40)
     ap.add_argument("--schemes", default=",".join(DEFAULT_SCHEMES))
-    ap.add_argument("--calib-n", type=int, default=8)
-    ap.add_argument("--calib-len", type=int, default=512)
+    ap.add_argument("--calib-n", type=int, default=DEFAULT_N_SEQS)
+    ap.add_argument("--calib-len", type=int, default=DEFAULT_SEQ_LEN)
     ap.add_argument("--json", default=str(REPO / "docs" / "quality.json"))
     ap.add_argument("--md", default=str(REPO / "docs" / "quality.md"))
     ap.add_argument("--render-only", action="store_true", help="re-render the markdown from the JSON")

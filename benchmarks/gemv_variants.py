@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from trico.kernels import gemv as gw  # noqa: E402
 from trico.kernels import qgemm_tc as tc  # noqa: E402
 from trico.kernels import qlinear as qk  # noqa: E402
 
@@ -87,7 +88,9 @@ def graph_ms(calls: list, replays: int = 7) -> float:
     return statistics.median(times)
 
 
-def run_case(label: str, fmt: str, group: int, sym: bool, n: int, k: int, m: int, quick: bool) -> dict:
+def run_case(
+    label: str, fmt: str, group: int, sym: bool, n: int, k: int, m: int, quick: bool, no_tc: bool
+) -> dict:
     """Time every variant of one case; returns the best of each kernel family."""
     first = make_weight(fmt, group, sym, n, k, 0)
     nbytes = weight_bytes(first)
@@ -117,7 +120,7 @@ def run_case(label: str, fmt: str, group: int, sym: bool, n: int, k: int, m: int
     out["qmm_ms"], out["qmm_cfg"] = best_old[0], str(best_old[1])
     out["qmm_rel_err"] = rel(qk.qmm(xs[0], pws[0], best_old[1]))
     rows = []
-    cands = tc.tc_candidates(first, m)
+    cands = [] if no_tc else tc.tc_candidates(first, m)
     for c in cands[:: 4 if quick else 1]:
         try:
             ms = per_call_ms(lambda x, pw, c=c: tc.tc_qmm(x, pw, c))
@@ -127,11 +130,25 @@ def run_case(label: str, fmt: str, group: int, sym: bool, n: int, k: int, m: int
         rows.append({"cfg": list(dataclasses.astuple(c)), "ms": ms})
     rows.sort(key=lambda r: r["ms"])
     out["tc_all"] = rows
+    if m == 1 and gw.gemv_supported(first):
+        grows = []
+        for c in gw.gemv_candidates(first)[:: 4 if quick else 1]:
+            try:
+                ms = per_call_ms(lambda x, pw, c=c: gw.gemv_words(x, pw, c))
+            except Exception as exc:  # noqa: BLE001
+                print(f"  gemv {c} failed: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
+                continue
+            grows.append({"cfg": list(dataclasses.astuple(c)), "ms": ms})
+        grows.sort(key=lambda r: r["ms"])
+        out["gemv_all"] = grows[:5]
+        if grows:
+            out["gemv_ms"], out["gemv_cfg"] = grows[0]["ms"], grows[0]["cfg"]
+            out["gemv_rel_err"] = rel(gw.gemv_words(xs[0], pws[0], gw.GemvWordConfig(*grows[0]["cfg"])))
     if rows:
         b = rows[0]["cfg"]
         out["tc_ms"], out["tc_cfg"] = rows[0]["ms"], b
         out["tc_rel_err"] = rel(tc.tc_qmm(xs[0], pws[0], tc.TcConfig(*b)))
-    for key in ("cublas_ms", "qmm_ms", "tc_ms"):
+    for key in ("cublas_ms", "qmm_ms", "tc_ms", "gemv_ms"):
         if key in out and out[key] < math.inf:
             out[key.replace("_ms", "_GBps")] = nbytes / (out[key] * 1e-3) / 1e9
     return out
@@ -152,6 +169,7 @@ def main() -> int:
     p.add_argument("--rows", default="1,16")
     p.add_argument("--shapes", default=",".join(f"{n}x{k}" for n, k in SHAPES), help="NxK,NxK,...")
     p.add_argument("--formats", default=",".join(f[0] for f in FORMATS))
+    p.add_argument("--no-tc", action="store_true", help="skip the tensor-core kernel's candidates")
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()
     torch.manual_seed(0)
@@ -162,12 +180,13 @@ def main() -> int:
             continue
         for n, k in [tuple(int(v) for v in nk.split("x")) for nk in args.shapes.split(",")]:
             for m in [int(v) for v in args.rows.split(",")]:
-                r = run_case(label, fmt, group, sym, n, k, m, args.quick)
+                r = run_case(label, fmt, group, sym, n, k, m, args.quick, args.no_tc)
                 results["cases"].append(r)
                 Path(args.out).write_text(json.dumps(results, indent=1))
                 print(
                     f"{label:15s} {n:6d}x{k:<6d} m={m:<3d} qmm {r.get('qmm_GBps', 0):7.0f} GB/s"
                     f"  tc {r.get('tc_GBps', 0):7.0f} GB/s {r.get('tc_cfg')}"
+                    f"  gemv {r.get('gemv_GBps', 0):7.0f} GB/s {r.get('gemv_cfg')}"
                     f"  cublas {r.get('cublas_GBps', 0):7.0f}  err {r.get('tc_rel_err', 0):.1e}",
                     flush=True,
                 )

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from trico.kernels import kernels_enabled
 from trico.kernels import qlinear as qk
+from trico.kernels.gemv import GemvWordConfig, gemv_supported, gemv_words
 from trico.kernels.qgemm_tc import TcConfig, tc_qmm, tc_supported
 
 DECODE_MAX_ROWS = 64
@@ -38,8 +39,8 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     """The tensor-core kernel's launch shape where it measured faster than `qmm` on the H100, else None.
 
     From benchmarks/results/gemv-variants-h100.json (Llama layer shapes, CUDA-graph timed, weights
-    beyond L2): bf16 beats cuBLAS and qmm everywhere; int8 wins at M = 1 except on 4096 x 4096 and at
-    M > 1 only for N <= 4096; 4-bit and 2-bit codes lose at M = 1 (qmm's FMA path) and win 2-3x above.
+    beyond L2): bf16 beats cuBLAS and qmm everywhere; int8 wins at M > 1 only for N <= 4096 (at M = 1
+    the word GEMV wins, see word_gemv_choice); 4-bit and 2-bit codes lose at M = 1 and win 2-3x above.
     """
     if not tc_supported(pw):
         return None
@@ -48,12 +49,24 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     if pw.fmt in ("bf16", "fp16"):
         return TcConfig(32, block_k, 2 if m == 1 else 4, 5)
     if pw.fmt in ("int8", "uint8"):
-        big = pw.n > 4096 or pw.k > 4096
-        wins = big if m == 1 else pw.n <= 4096
+        wins = m > 1 and pw.n <= 4096
         return TcConfig(64, block_k if per_row else pw.group_size, 4, 3) if wins else None
     if m == 1:
         return None
     return TcConfig(32 if not per_row else 64, block_k if per_row else pw.group_size, 4, 3)
+
+
+def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
+    """The word-packed GEMV's launch shape where it measured fastest at one row on the H100, else None.
+
+    benchmarks/results/gemv-variants-h100.json, run 4: for int8 it beat qmm and the tensor-core kernel
+    on every Llama shape (1.3-2.4 TB/s vs 1.3-1.8); for int4 it tied qmm and for int2 it lost.
+    """
+    if m != 1 or pw.fmt not in ("int8", "uint8") or not gemv_supported(pw):
+        return None
+    if pw.n <= 4096:
+        return GemvWordConfig(32, 64, 4, 4)  # few rows: split K four ways to fill the GPU
+    return GemvWordConfig(16, 64, 4, 1)
 
 
 def qlinear_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +80,10 @@ def qlinear_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         x2 = x2.contiguous()
     if x2.shape[0] <= DECODE_MAX_ROWS:
         tc = tensor_core_choice(pw, x2.shape[0]) if x2.is_cuda else None
-        if tc is not None:
+        words = word_gemv_choice(pw, x2.shape[0]) if x2.is_cuda else None
+        if words is not None:
+            y = gemv_words(x2, pw, words)
+        elif tc is not None:
             y = tc_qmm(x2, pw, tc)
         else:
             y = qk.qmm(x2, pw, qk.tuned_config(x2, pw) or qk.default_config(pw, x2.shape[0]))

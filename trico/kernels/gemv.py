@@ -1,0 +1,275 @@
+"""One-row GEMV y = x @ W^T for word-packed integer weights (decode at batch 1), three ALU ops per weight.
+
+`qlinear.qmm`'s one-row path spends 5-6 instructions per weight (variable shift, mask, int-to-float
+by the 2^23 trick, bias subtraction, multiply, in-thread sum). Here codes are read from int32 words
+(4 int8, 8 int4 or 16 int2 codes) one bit position at a time, so every shift is a compile-time
+constant, and each code is moved straight into the top mantissa bits of 1.0:
+
+    f = bitcast_f32(((word <</>> sh) & MASK) | 0x3F800000) = 1 + c / 2^B   (exact)
+
+so a weight costs a shift, one LOP3 and one FMA: acc += f * x. Per word (one group slice) the
+constant part is removed with the sum of the x values involved:
+
+    sum_p (c_p - off) x_p = 2^B (sum_p f_p x_p - sum_p x_p) - off * sum_p x_p
+
+and the group scale multiplies that once per word. The fp32 products of (1 + c / 2^B) keep c exactly,
+so only fp32 accumulation rounding remains. Formats: int8 (signed), uint8, uint4, uint2, tern2, with
+per-row or per-group fp16 scales (a group a whole number of words) and optional mins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from trico.kernels.qlinear import PackedWeight, triton
+
+if triton is not None:
+    import triton.language as tl
+
+GEMV_BITS = {"int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
+"""Formats this kernel reads, with their bits per code."""
+
+
+def gemv_supported(pw: PackedWeight) -> bool:
+    """Whether the word-packed GEMV reads this weight (K whole words; groups whole words)."""
+    if pw.fmt not in GEMV_BITS:
+        return False
+    per_word = 32 // GEMV_BITS[pw.fmt]
+    return pw.k % per_word == 0 and (pw.scale_mode in (0, 1) or pw.group_size % per_word == 0)
+
+
+@dataclass(frozen=True)
+class GemvWordConfig:
+    """Launch shape of the word-packed GEMV."""
+
+    block_n: int
+    block_w: int
+    """int32 words of a row per loop step."""
+    num_warps: int = 4
+    split_k: int = 1
+    """Programs along K, summed with fp32 atomics (fills the GPU when N is small)."""
+    num_stages: int = 2
+
+
+if triton is not None:
+
+    @triton.jit
+    def _word_step(
+        u,
+        x_ptr,
+        ww,
+        mask_w,
+        acc,
+        xtot,
+        s_ptr,
+        m_ptr,
+        offs_n,
+        mask_n,
+        stride_sn,
+        BITS: tl.constexpr,
+        OFFSET: tl.constexpr,
+        SIGNED8: tl.constexpr,
+        HAS_MIN: tl.constexpr,
+        PER_ROW: tl.constexpr,
+        WORDS_PER_GROUP: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_W: tl.constexpr,
+    ):
+        """Multiply one [BN, BW] tile of words with its x values; returns the updated (acc, xtot)."""
+        CPW: tl.constexpr = 32 // BITS
+        MASK: tl.constexpr = ((1 << BITS) - 1) << (23 - BITS)
+        SCALE: tl.constexpr = float(1 << BITS)
+        if SIGNED8:
+            u = u ^ -2139062144  # 0x80808080: two's complement bytes -> c + 128
+        part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
+        xw = tl.zeros([BLOCK_W], dtype=tl.float32)
+        for p in tl.static_range(CPW):
+            xp = tl.load(x_ptr + ww * CPW + p, mask=mask_w, other=0.0).to(tl.float32)
+            sh = 23 - BITS - BITS * p  # a compile-time constant per bit position
+            if sh >= 0:
+                t = u << sh
+            else:
+                t = u >> (-sh)  # arithmetic shift: the sign bits land above the mask
+            f = ((t & MASK) | 0x3F800000).to(tl.float32, bitcast=True)
+            part += f * xp[None, :]
+            xw += xp
+        if PER_ROW:
+            acc += part
+            xtot += xw
+        else:
+            sidx = offs_n[:, None] * stride_sn + (ww // WORDS_PER_GROUP)[None, :]
+            smask = mask_n[:, None] & mask_w[None, :]
+            s = tl.load(s_ptr + sidx, mask=smask, other=0.0).to(tl.float32)
+            acc += ((part - xw[None, :]) * SCALE - OFFSET * xw[None, :]) * s
+            if HAS_MIN:
+                acc += tl.load(m_ptr + sidx, mask=smask, other=0.0).to(tl.float32) * xw[None, :]
+        return acc, xtot
+
+    @triton.jit
+    def _gemv_kernel(
+        x_ptr,
+        w_ptr,
+        s_ptr,
+        m_ptr,
+        y_ptr,
+        N,
+        KW,
+        stride_wn,
+        stride_sn,
+        BITS: tl.constexpr,
+        OFFSET: tl.constexpr,
+        SIGNED8: tl.constexpr,
+        HAS_MIN: tl.constexpr,
+        PER_ROW: tl.constexpr,
+        WORDS_PER_GROUP: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_W: tl.constexpr,
+        SPLIT_K: tl.constexpr,
+    ):
+        # Full tiles load without a mask along K (a mask there would stop 16-byte vector loads); the
+        # last partial tile of a split, if any, runs once more with one.
+        pid_n = tl.program_id(0)
+        pid_k = tl.program_id(1)
+        SCALE: tl.constexpr = float(1 << BITS)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask_n = offs_n < N
+        per_split = tl.cdiv(tl.cdiv(KW, SPLIT_K), BLOCK_W) * BLOCK_W
+        w_lo = pid_k * per_split
+        w_hi = tl.minimum(w_lo + per_split, KW)
+        w_full = w_lo + tl.maximum(w_hi - w_lo, 0) // BLOCK_W * BLOCK_W
+        rows = w_ptr + offs_n[:, None] * stride_wn
+        acc = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
+        xtot = tl.zeros([BLOCK_W], dtype=tl.float32)
+        every = tl.full([BLOCK_W], 1, tl.int1)
+        zero = tl.zeros([1, BLOCK_W], dtype=tl.int32)
+        # Software prefetch: the next tile's words are requested before this tile is multiplied, so
+        # two tiles per program are in flight (Triton pipelines only loads that feed a dot).
+        u_next = tl.load(
+            rows + (w_lo + tl.arange(0, BLOCK_W))[None, :],
+            mask=mask_n[:, None] & (zero + w_lo < w_full),
+            other=0,
+        )
+        for w0 in range(w_lo, w_full, BLOCK_W):
+            ww = w0 + tl.arange(0, BLOCK_W)
+            u = u_next
+            more = zero + (w0 + BLOCK_W) < w_full  # uniform across the tile: loads stay 16-byte vectors
+            u_next = tl.load(rows + (ww + BLOCK_W)[None, :], mask=mask_n[:, None] & more, other=0)
+            acc, xtot = _word_step(
+                u,
+                x_ptr,
+                ww,
+                every,
+                acc,
+                xtot,
+                s_ptr,
+                m_ptr,
+                offs_n,
+                mask_n,
+                stride_sn,
+                BITS,
+                OFFSET,
+                SIGNED8,
+                HAS_MIN,
+                PER_ROW,
+                WORDS_PER_GROUP,
+                BLOCK_N,
+                BLOCK_W,
+            )
+        if w_full < w_hi:
+            ww = w_full + tl.arange(0, BLOCK_W)
+            mask_w = ww < w_hi
+            u = tl.load(rows + ww[None, :], mask=mask_n[:, None] & mask_w[None, :], other=0)
+            acc, xtot = _word_step(
+                u,
+                x_ptr,
+                ww,
+                mask_w,
+                acc,
+                xtot,
+                s_ptr,
+                m_ptr,
+                offs_n,
+                mask_n,
+                stride_sn,
+                BITS,
+                OFFSET,
+                SIGNED8,
+                HAS_MIN,
+                PER_ROW,
+                WORDS_PER_GROUP,
+                BLOCK_N,
+                BLOCK_W,
+            )
+        if PER_ROW:
+            xs = tl.sum(xtot, axis=0)
+            y = (tl.sum(acc, axis=1) - xs) * SCALE - OFFSET * xs
+            y = y * tl.load(s_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
+            if HAS_MIN:
+                y += tl.load(m_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32) * xs
+        else:
+            y = tl.sum(acc, axis=1)
+        if SPLIT_K == 1:
+            tl.store(y_ptr + offs_n, y.to(y_ptr.dtype.element_ty), mask=mask_n)
+        else:
+            tl.atomic_add(y_ptr + offs_n, y, mask=mask_n)
+
+
+def gemv_default_config(pw: PackedWeight) -> GemvWordConfig:
+    """A launch shape valid for every supported weight."""
+    return GemvWordConfig(16, 32)
+
+
+def gemv_candidates(pw: PackedWeight) -> list[GemvWordConfig]:
+    """Launch shapes worth timing for this weight."""
+    out = [GemvWordConfig(bn, bw, warps) for bn in (16, 32, 64) for bw in (32, 64) for warps in (2, 4)]
+    splits = (2, 4) if pw.n <= 8192 else (2,)
+    out += [
+        GemvWordConfig(c.block_n, c.block_w, c.num_warps, sk)
+        for c in list(out)
+        for sk in splits
+        if c.block_n >= 32
+    ]
+    return out
+
+
+def gemv_words(x: torch.Tensor, pw: PackedWeight, config: GemvWordConfig | None = None) -> torch.Tensor:
+    """y [1, N] = x [1, K] @ W^T for a word-packed integer weight (one row of x)."""
+    assert triton is not None, "Triton is not installed"
+    assert gemv_supported(pw), f"the word GEMV does not take {pw.fmt} with K={pw.k}, group {pw.group_size}"
+    assert x.dim() == 2 and x.shape == (1, pw.k) and x.is_contiguous(), f"x must be [1, {pw.k}], contiguous"
+    config = config or gemv_default_config(pw)
+    bits = GEMV_BITS[pw.fmt]
+    words = pw.units.view(torch.uint8).view(torch.int32)
+    per_word = 32 // bits
+    per_row = pw.scale_mode in (0, 1)
+    split = config.split_k
+    y = torch.zeros if split > 1 else torch.empty
+    y = y(1, pw.n, dtype=torch.float32 if split > 1 else x.dtype, device=x.device)
+    scales = pw.scales
+    mins = pw.mins if pw.mins is not None else scales
+    grid = (triton.cdiv(pw.n, config.block_n), split)
+    _gemv_kernel[grid](
+        x,
+        words,
+        scales,
+        mins,
+        y,
+        pw.n,
+        pw.k // per_word,
+        words.stride(0),
+        pw.stride_sn,
+        BITS=bits,
+        OFFSET=128.0 if pw.fmt == "int8" else float(pw.offset),
+        SIGNED8=pw.fmt == "int8",
+        HAS_MIN=pw.mins is not None,
+        PER_ROW=per_row,
+        WORDS_PER_GROUP=1 if per_row else pw.group_size // per_word,
+        BLOCK_N=config.block_n,
+        BLOCK_W=config.block_w,
+        SPLIT_K=split,
+        num_warps=config.num_warps,
+        num_stages=config.num_stages,
+    )
+    return y if split == 1 else y.to(x.dtype)

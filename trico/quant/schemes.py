@@ -371,6 +371,8 @@ NAMED_SCHEMES: tuple[str, ...] = (
     "int4-rtn-g128-fit",
     "int4-awq-g128-fit",
     "int4-gptq-g128-fit",
+    "int4-gptq-g128-act-awq-fit",
+    "int8-gptq-pc-act-awq",
     "int3-rtn-g128-fit",
     "int3-awq-g128-fit",
     "int3-gptq-g128-fit",

@@ -40,13 +40,15 @@ from trico.quant.calibration import DEFAULT_N_SEQS, DEFAULT_SEQ_LEN, load_calibr
 DEFAULT_SCHEMES = [
     "int4-rtn-g128-fit",
     "int4-gptq-g128-fit",
+    "int4-gptq-g128-act-awq-fit",
     "int4-awq-g128-fit",
     "int3-rtn-g128-fit",
     "int3-gptq-g128-fit",
+    "int3-gptq-g128-act-awq-fit",
     "int3-awq-g128-fit",
     "int8",
     "int8-rtn-g32",
-    "int8-gptq-pc",
+    "int8-gptq-pc-act-awq",
     "kv-int8",
     "w8a8",
     "w8a8-smooth",
@@ -56,6 +58,7 @@ DEFAULT_SCHEMES = [
     "ternary-pt",
     "int4-rtn-g64",
     "int4-gptq-g64",
+    "int4-gptq-g64-act-awq",
     "int4-awq-g64",
 ]
 
@@ -232,6 +235,9 @@ def render(data: dict) -> str:
         "- **`-act-awq`** (GPTQ): act-order GPTQ on weights first transformed by AWQ's search (per-input-channel "
         "scales folded into the op before, and per-group clipping ranges), so it is GPTQ and AWQ combined; "
         "plain GPTQ rows (`-gptq-` without `-awq`) are shown beside it.",
+        "- **INT8 weight-only**: every INT8 row is checked; plain round-to-nearest per output channel (`int8`) "
+        "is reported as measured, and a calibrated per-channel INT8 (`int8-gptq-pc-act-awq`: the same stored "
+        "format, codes chosen by GPTQ on AWQ-scaled weights) is the one meant to meet the target.",
         "",
         "| scheme | method | calib | bits/weight | size MiB | quantize s (CPU s) | W | ref PPL | PPL | ΔPPL | mean KL "
         "| top-1 |",

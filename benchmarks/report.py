@@ -36,9 +36,11 @@ def render(rows: list[dict]) -> str:
         "in a CUDA graph; tok/s is the total over the batch; MBU = bytes moved per step x steps/s /",
         "same-run copy bandwidth. The baseline is HF transformers `generate` with a static cache and",
         "its own compiled decode (CompileConfig fullgraph, reduce-overhead), same run, batch 1.",
-        "Rows come from every JSON in the folder (other engineers' validation runs included).",
+        "Rows come from every JSON in the folder; superseded runs are kept in `benchmarks/results/previous/`.",
         "",
     ]
+    if any(r["model"] == "llama-2-7b" for r in rows):
+        out += acceptance(rows)
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r.get("gpu"), r["model"], str(r.get("git_sha")), r["_file"])].append(r)
@@ -79,6 +81,49 @@ def render(rows: list[dict]) -> str:
                 )
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _pick(rows: list[dict], model: str, scheme: str, bench: str = "decode", batch: int = 1) -> dict | None:
+    return next(
+        (
+            r
+            for r in rows
+            if (r["model"], r["scheme"], r["bench"], r["batch"]) == (model, scheme, bench, batch)
+        ),
+        None,
+    )
+
+
+def acceptance(rows: list[dict], model: str = "llama-2-7b") -> list[str]:
+    """Issue 4's speed targets checked against the results (PASS/FAIL per line, with the numbers)."""
+    source = f"decode-{model}-h100.json"
+    rows = [r for r in rows if r["_file"] == source]  # one run: the baseline and ceilings are same-run
+    lines = [f"## Targets ({model}, computed from `{source}`)", ""]
+
+    def check(name: str, value: float | None, target: float, fmt: str = ".1f") -> None:
+        if value is None:
+            lines.append(f"- **MISSING** {name}: not measured")
+            return
+        verdict = "PASS" if value >= target else "FAIL"
+        lines.append(f"- **{verdict}** {name}: {value:{fmt}} (target >= {target:{fmt}})")
+
+    bf16 = _pick(rows, model, "bf16")
+    check("bf16 batch-1 tok/s", bf16 and bf16["tok_s"], 205)
+    check("bf16 MBU (of same-run copy bandwidth)", bf16 and bf16.get("mbu"), 0.90, ".2f")
+    check("bf16 vs HF transformers, same run", bf16 and bf16.get("speedup_vs_baseline"), 1.7, ".2f")
+    for scheme, target in (("int8", 380), ("int4-g128", 600), ("tern2", 1000)):
+        r = _pick(rows, model, scheme)
+        check(f"{scheme} batch-1 tok/s", r and r["tok_s"], target)
+    b16 = _pick(rows, model, "bf16", batch=16)
+    for scheme, target in (("int4-g128", 2.5), ("int8", 1.6)):
+        r = _pick(rows, model, scheme, batch=16)
+        ratio = r["tok_s"] / b16["tok_s"] if r and b16 else None
+        check(f"batch 16: {scheme} total tok/s over bf16's", ratio, target, ".2f")
+    pre = _pick(rows, model, "bf16", "prefill")
+    check("prefill 2048 bf16, of the same-run matmul peak", pre and pre.get("mfu"), 0.60, ".2f")
+    for r in (r for r in rows if r["model"] == model and r["bench"] == "prefill" and r["scheme"] != "bf16"):
+        check(f"prefill {r['scheme']} speed over bf16's", pre and pre["ttft_ms"] / r["ttft_ms"], 0.8, ".2f")
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> int:

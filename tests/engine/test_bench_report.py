@@ -50,3 +50,21 @@ def test_render_tables(tmp_path):
     md = report.render(report.load(tmp_path))
     assert "| bf16 | 1 | 128 | graph | 170.0 |" in md
     assert "1.42" in md and "0.86" in md  # speedup vs HF; int4 prefill relative to bf16
+
+
+def test_acceptance_lines_pass_and_fail_from_one_run():
+    run = {"model": "llama-2-7b", "_file": "decode-llama-2-7b-h100.json", "prompt": 2048}
+    rows = [
+        dict(run, bench="decode", scheme="bf16", batch=1, tok_s=210.0, mbu=0.8, speedup_vs_baseline=1.8),
+        dict(run, bench="decode", scheme="bf16", batch=16, tok_s=1000.0),
+        dict(run, bench="decode", scheme="int4-g128", batch=16, tok_s=3000.0),
+        dict(run, bench="prefill", scheme="bf16", batch=1, ttft_ms=50.0, mfu=0.65),
+        dict(run, bench="prefill", scheme="int4-g128", batch=1, ttft_ms=100.0),
+        dict(run, bench="decode", scheme="int8", batch=1, tok_s=999.0, _file="other.json"),
+    ]
+    text = "\n".join(report.acceptance(rows))
+    assert "**PASS** bf16 batch-1 tok/s: 210.0" in text
+    assert "**FAIL** bf16 MBU" in text
+    assert "**PASS** batch 16: int4-g128 total tok/s over bf16's: 3.00" in text
+    assert "**FAIL** prefill int4-g128 speed over bf16's: 0.50" in text
+    assert "**MISSING** int8 batch-1 tok/s" in text  # rows of other runs are not mixed in

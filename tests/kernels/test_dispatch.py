@@ -67,3 +67,12 @@ def test_tensor_core_choice_follows_the_measured_rules():
     assert dispatch.tensor_core_choice(pw("uint3", 64, 256, 64), 16) is None  # no tensor-core reader
     dense = pack_for_kernel(torch.randn(64, 256).to(torch.bfloat16), None, None, "bf16", 256, 256)
     assert dispatch.tensor_core_choice(dense, 1).num_warps == 2
+
+
+def test_batch_64_dense_tiles_fit_in_shared_memory():
+    from trico.kernels.qlinear import pack_for_kernel
+
+    dense = pack_for_kernel(torch.randn(64, 4096).to(torch.bfloat16), None, None, "bf16", 4096, 4096)
+    cfg = dispatch.tensor_core_choice(dense, 64)
+    smem = cfg.num_stages * (64 + cfg.block_n) * cfg.block_k * 2
+    assert smem <= 227 * 1024

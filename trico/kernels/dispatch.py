@@ -47,7 +47,8 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     per_row = pw.scale_mode in (0, 1)
     block_k = 256 if pw.k % 256 == 0 else 64
     if pw.fmt in ("bf16", "fp16"):
-        return TcConfig(32, block_k, 2 if m == 1 else 4, 5)
+        # Five stages of a 64-row x tile overflow the 227 KiB of shared memory (seen at batch 64).
+        return TcConfig(32, block_k, 2 if m == 1 else 4, 5 if m <= 16 else 3)
     if pw.fmt in ("int8", "uint8"):
         wins = m > 1 and pw.n <= 4096
         return TcConfig(64, block_k if per_row else pw.group_size, 4, 3) if wins else None

@@ -56,13 +56,13 @@ def test_tensor_core_choice_follows_the_measured_rules():
         return pack_for_kernel(q, s, m, fmt, group, k)
 
     int4 = pw("uint4", 64, 256, 128)
-    assert dispatch.tensor_core_choice(int4, 1) is None  # the FMA GEMV wins at one row
+    assert dispatch.tensor_core_choice(int4, 1) is None  # the word GEMV wins at one row
     assert dispatch.tensor_core_choice(int4, 16).block_k == 128  # one group per step
     int8 = pw("int8", 64, 256, 256)
     assert dispatch.tensor_core_choice(int8, 1) is None  # one row of int8: the word GEMV
     assert dispatch.word_gemv_choice(int8, 1).split_k == 4
     assert dispatch.word_gemv_choice(int8, 2) is None
-    assert dispatch.word_gemv_choice(int4, 1) is None
+    assert dispatch.word_gemv_choice(int4, 1) is not None
     assert dispatch.tensor_core_choice(int8, 16) is not None
     assert dispatch.tensor_core_choice(pw("uint3", 64, 256, 64), 16) is None  # no tensor-core reader
     dense = pack_for_kernel(torch.randn(64, 256).to(torch.bfloat16), None, None, "bf16", 256, 256)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from trico.kernels import kernels_enabled
 from trico.kernels import qlinear as qk
-from trico.kernels.gemv import GemvWordConfig, gemv_supported, gemv_words
+from trico.kernels.gemv import GEMV_BITS, GemvWordConfig, gemv_supported, gemv_words
 from trico.kernels.qgemm_tc import TcConfig, tc_qmm, tc_supported
 
 DECODE_MAX_ROWS = 64
@@ -39,8 +39,8 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     """The tensor-core kernel's launch shape where it measured faster than `qmm` on the H100, else None.
 
     From benchmarks/results/gemv-variants-h100.json (Llama layer shapes, CUDA-graph timed, weights
-    beyond L2): bf16 beats cuBLAS and qmm everywhere; int8 wins at M > 1 only for N <= 4096 (at M = 1
-    the word GEMV wins, see word_gemv_choice); 4-bit and 2-bit codes lose at M = 1 and win 2-3x above.
+    beyond L2): bf16 beats cuBLAS and qmm everywhere; int8 wins at M > 1 only for N <= 4096; 4-bit and
+    2-bit codes win 2-3x above M = 1. (At M = 1 the word GEMV wins for integer codes: word_gemv_choice.)
     """
     if not tc_supported(pw):
         return None
@@ -58,15 +58,21 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
 
 
 def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
-    """The word-packed GEMV's launch shape where it measured fastest at one row on the H100, else None.
+    """The word-packed GEMV's launch shape at one row (None: another kernel), per the H100 shoot-out.
 
-    benchmarks/results/gemv-variants-h100.json, run 4: for int8 it beat qmm and the tensor-core kernel
-    on every Llama shape (1.3-2.4 TB/s vs 1.3-1.8); for int4 it tied qmm and for int2 it lost.
+    benchmarks/results/gemv-variants-h100.json, runs 4-5: at M = 1 it beat qmm and the tensor-core
+    kernel on every Llama shape for int8 (1.3-2.3 TB/s vs 1.2-1.6), int4 (0.84-1.32 vs 0.83-1.29) and
+    int2/ternary (0.59-0.93 vs 0.58-0.84).
     """
-    if m != 1 or pw.fmt not in ("int8", "uint8") or not gemv_supported(pw):
+    if m != 1 or not gemv_supported(pw):
         return None
-    if pw.n <= 4096:
+    bits = GEMV_BITS[pw.fmt]
+    if pw.n > 4096:
+        return GemvWordConfig(32 if bits == 2 else 16, 64, 2 if bits == 4 else 4, 1)
+    if bits == 8:
         return GemvWordConfig(32, 64, 4, 4)  # few rows: split K four ways to fill the GPU
+    if pw.k > 4096:
+        return GemvWordConfig(32, 32, 2 if bits == 4 else 4, 4)
     return GemvWordConfig(16, 64, 4, 1)
 
 

@@ -7,7 +7,9 @@ constant, and each code is moved straight into the top mantissa bits of 1.0:
 
     f = bitcast_f32(((word <</>> sh) & MASK) | 0x3F800000) = 1 + c / 2^B   (exact)
 
-so a weight costs a shift, one LOP3 and one FMA: acc += f * x. Per word (one group slice) the
+so a weight costs a shift, one LOP3 and one FMA: acc += f * x. The x values of a tile are loaded as
+16-byte vectors [words, codes per word] and taken apart in registers (`_column`), instead of one
+scalar load per code position (measured 0-17% faster for int4/int2 on the H100). Per word the
 constant part is removed with the sum of the x values involved:
 
     sum_p (c_p - off) x_p = 2^B (sum_p f_p x_p - sum_p x_p) - off * sum_p x_p
@@ -56,6 +58,22 @@ class GemvWordConfig:
 if triton is not None:
 
     @triton.jit
+    def _column(t, P: tl.constexpr, CPW: tl.constexpr, BLOCK_W: tl.constexpr):
+        """Column P of t [BW, CPW], taken apart bit by bit of P with register-level splits."""
+        a, b = tl.split(tl.reshape(t, [BLOCK_W, CPW // 2, 2]))
+        t = a if P % 2 == 0 else b
+        if CPW >= 4:
+            a, b = tl.split(tl.reshape(t, [BLOCK_W, CPW // 4, 2]))
+            t = a if (P // 2) % 2 == 0 else b
+        if CPW >= 8:
+            a, b = tl.split(tl.reshape(t, [BLOCK_W, CPW // 8, 2]))
+            t = a if (P // 4) % 2 == 0 else b
+        if CPW >= 16:
+            a, b = tl.split(tl.reshape(t, [BLOCK_W, 1, 2]))
+            t = a if (P // 8) % 2 == 0 else b
+        return tl.reshape(t, [BLOCK_W])
+
+    @triton.jit
     def _word_step(
         u,
         x_ptr,
@@ -84,9 +102,11 @@ if triton is not None:
         if SIGNED8:
             u = u ^ -2139062144  # 0x80808080: two's complement bytes -> c + 128
         part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
-        xw = tl.zeros([BLOCK_W], dtype=tl.float32)
+        xt = tl.load(x_ptr + ww[:, None] * CPW + tl.arange(0, CPW)[None, :], mask=mask_w[:, None], other=0.0)
+        xt = xt.to(tl.float32)
+        xw = tl.sum(xt, axis=1)
         for p in tl.static_range(CPW):
-            xp = tl.load(x_ptr + ww * CPW + p, mask=mask_w, other=0.0).to(tl.float32)
+            xp = _column(xt, p, CPW, BLOCK_W)
             sh = 23 - BITS - BITS * p  # a compile-time constant per bit position
             if sh >= 0:
                 t = u << sh
@@ -94,7 +114,6 @@ if triton is not None:
                 t = u >> (-sh)  # arithmetic shift: the sign bits land above the mask
             f = ((t & MASK) | 0x3F800000).to(tl.float32, bitcast=True)
             part += f * xp[None, :]
-            xw += xp
         if PER_ROW:
             acc += part
             xtot += xw

@@ -282,7 +282,7 @@ def _checks(by: dict) -> list[str]:
             gran = "per channel" if parse(name).group_size == 0 else "per group"
             line(
                 r["kl_mean"] <= 0.002 and r["top1"] >= 0.98,
-                f"INT8 weight-only `{name}` ({r['method'].upper()}, {gran}): KL {r['kl_mean']:.5f} (<= 0.002), top-1 {100 * r['top1']:.2f}% (>= 98%)",
+                f"INT8 weight-only `{name}` ({r['method'].upper()}, {gran}): KL {r['kl_mean']:.5f} (<= 0.002), top-1 {100 * r['top1']:.2f}% (>= 98%); {r['windows']} windows",
             )
     if "kv-int8" in by:
         r = by["kv-int8"]

@@ -161,6 +161,7 @@ def run_optimize(opts: OptimizeOptions, log: Callable[[str], None] | None = None
     if any(s.method in NEEDS_CALIBRATION for s in schemes):
         from trico.quant.calibration import load_calibration
 
+        # 8, not the default 32: the sweep calibrates once per candidate scheme and runs inside `make demo`.
         calib = load_calibration(ckpt.tokenizer, n_seqs=8, seq_len=opts.ctx)
 
     workload = Workload(batch=opts.batch, prompt=opts.prompt, new_tokens=opts.new_tokens)

@@ -102,3 +102,11 @@ def test_chat_keeps_the_conversation_over_stdin():
 def test_bench_refuses_gpu_sized_models_on_the_cpu(capsys):
     code, _, err = _run_main(capsys, ["bench", "--models", "llama-2-7b", "--device", "cpu"])
     assert code == 2 and "GPU benchmark" in err
+
+
+def test_quantize_calibration_default_matches_the_library():
+    from trico.cli import build_parser
+    from trico.quant.calibration import DEFAULT_N_SEQS
+
+    args = build_parser().parse_args(["quantize", "--model", "m", "--scheme", "int8", "--out", "o"])
+    assert args.calib_n == DEFAULT_N_SEQS

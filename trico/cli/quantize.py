@@ -61,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--calib-file", default=None, help="calibration text (default: shared wikitext2-valid.txt)"
     )
-    p.add_argument("--calib-n", type=int, default=8, help="number of calibration sequences")
+    # 32 = trico.quant.calibration.DEFAULT_N_SEQS (not imported: the CLI starts without torch)
+    p.add_argument("--calib-n", type=int, default=32, help="number of calibration sequences (default 32)")
     p.add_argument("--calib-len", type=int, default=512, help="tokens per calibration sequence")
     p.add_argument("--calib-seed", type=int, default=0, help="seed for picking calibration windows")
     p.add_argument(

@@ -119,27 +119,22 @@ def run_case(
         best_old = min(best_old, (ms, cfg), key=lambda t: t[0])
     out["qmm_ms"], out["qmm_cfg"] = best_old[0], str(best_old[1])
     out["qmm_rel_err"] = rel(qk.qmm(xs[0], pws[0], best_old[1]))
-    rows = []
-    cands = [] if no_tc else tc.tc_candidates(first, m)
-    for c in cands[:: 4 if quick else 1]:
-        try:
-            ms = per_call_ms(lambda x, pw, c=c: tc.tc_qmm(x, pw, c))
-        except Exception as exc:  # noqa: BLE001
-            print(f"  tc {c} failed: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
-            continue
-        rows.append({"cfg": list(dataclasses.astuple(c)), "ms": ms})
-    rows.sort(key=lambda r: r["ms"])
+
+    def sweep(cands: list, fn, label: str) -> list[dict]:  # noqa: ANN001 - fn(x, pw, config)
+        rows = []
+        for c in cands[:: 4 if quick else 1]:
+            try:
+                ms = per_call_ms(lambda x, pw, c=c: fn(x, pw, c))
+            except Exception as exc:  # noqa: BLE001 - a shape the compiler refuses is skipped, and said
+                print(f"  {label} {c} failed: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
+                continue
+            rows.append({"cfg": list(dataclasses.astuple(c)), "ms": ms})
+        return sorted(rows, key=lambda r: r["ms"])
+
+    rows = sweep([] if no_tc else tc.tc_candidates(first, m), tc.tc_qmm, "tc")
     out["tc_all"] = rows
     if m == 1 and gw.gemv_supported(first):
-        grows = []
-        for c in gw.gemv_candidates(first)[:: 4 if quick else 1]:
-            try:
-                ms = per_call_ms(lambda x, pw, c=c: gw.gemv_words(x, pw, c))
-            except Exception as exc:  # noqa: BLE001
-                print(f"  gemv {c} failed: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
-                continue
-            grows.append({"cfg": list(dataclasses.astuple(c)), "ms": ms})
-        grows.sort(key=lambda r: r["ms"])
+        grows = sweep(gw.gemv_candidates(first), gw.gemv_words, "gemv")
         out["gemv_all"] = grows[:5]
         if grows:
             out["gemv_ms"], out["gemv_cfg"] = grows[0]["ms"], grows[0]["cfg"]

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from benchmarks.kernels import make_weight, nbytes  # noqa: E402
 from trico.kernels import gemv as gw  # noqa: E402
 from trico.kernels import qgemm_tc as tc  # noqa: E402
 from trico.kernels import qlinear as qk  # noqa: E402
@@ -33,37 +34,6 @@ FORMATS = [  # (label, fmt, group (0 per tensor, -1 per row), symmetric)
 ]
 SHAPES = [(4096, 4096), (12288, 4096), (22016, 4096), (4096, 11008), (28672, 4096), (4096, 14336)]
 L2_BYTES = 50 * 2**20
-
-
-def make_weight(fmt: str, group: int, sym: bool, n: int, k: int, seed: int) -> qk.PackedWeight:
-    """A random packed weight of the format on the GPU."""
-    from trico.quant.packing import layout
-
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    if fmt == "bf16":
-        w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16, generator=g)
-        return qk.pack_for_kernel(w, None, None, "bf16", k, k)
-    grp = k if group == -1 else group
-    rows = 1 if group == 0 else n
-    ng = 1 if group in (0, -1) else k // group
-    scales = (torch.rand(rows, ng, device="cuda", generator=g) * 0.02 + 0.005).half()
-    mins = None if sym else (torch.randn(rows, ng, device="cuda", generator=g) * 0.05).half()
-    if fmt == "int8":
-        q = torch.randint(-127, 128, (n, k), device="cuda", dtype=torch.int8, generator=g)
-    else:
-        hi = 3 if fmt.startswith("tern") else 1 << {"uint4": 4, "uint2": 2}[fmt]
-        codes = torch.randint(0, hi, (n, k), device="cuda", dtype=torch.uint8, generator=g)
-        q = layout(fmt).pack(codes)
-    return qk.pack_for_kernel(q, scales, mins, fmt, 0 if group == 0 else grp, k)
-
-
-def weight_bytes(pw: qk.PackedWeight) -> int:
-    """Bytes of the packed weight with its scales and mins."""
-    total = pw.units.numel() * pw.units.element_size()
-    for t in (pw.scales, pw.mins):
-        if t is not None:
-            total += t.numel() * t.element_size()
-    return total
 
 
 def graph_ms(calls: list, replays: int = 7) -> float:
@@ -92,14 +62,13 @@ def run_case(
     label: str, fmt: str, group: int, sym: bool, n: int, k: int, m: int, quick: bool, no_tc: bool
 ) -> dict:
     """Time every variant of one case; returns the best of each kernel family."""
-    first = make_weight(fmt, group, sym, n, k, 0)
-    nbytes = weight_bytes(first)
-    copies = max(2, math.ceil(4 * L2_BYTES / nbytes))
-    pws = [first] + [make_weight(fmt, group, sym, n, k, i) for i in range(1, copies)]
+    first = make_weight(fmt, group, sym, n, k)
+    wbytes = nbytes(first)
+    copies = max(2, math.ceil(4 * L2_BYTES / wbytes))
+    pws = [first] + [make_weight(fmt, group, sym, n, k) for _ in range(1, copies)]
     xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
-    packed = pws[0].units.view(torch.uint8) if fmt in ("uint4", "uint2", "tern2") else pws[0].units
-    ref = qk.qlinear_reference(xs[0], packed, pws[0].scales, pws[0].mins, fmt, first.group_size, k)
-    out: dict = {"label": label, "fmt": fmt, "n": n, "k": k, "m": m, "weight_bytes": nbytes, "copies": copies}
+    ref = xs[0].float() @ qk.dequantize(first, torch.float32).t()  # dequantize is exact (tests/kernels)
+    out: dict = {"label": label, "fmt": fmt, "n": n, "k": k, "m": m, "weight_bytes": wbytes, "copies": copies}
 
     def per_call_ms(fn) -> float:  # noqa: ANN001
         return graph_ms([lambda i=i: fn(xs[i], pws[i]) for i in range(copies)]) / copies
@@ -145,7 +114,7 @@ def run_case(
         out["tc_rel_err"] = rel(tc.tc_qmm(xs[0], pws[0], tc.TcConfig(*b)))
     for key in ("cublas_ms", "qmm_ms", "tc_ms", "gemv_ms"):
         if key in out and out[key] < math.inf:
-            out[key.replace("_ms", "_GBps")] = nbytes / (out[key] * 1e-3) / 1e9
+            out[key.replace("_ms", "_GBps")] = wbytes / (out[key] * 1e-3) / 1e9
     return out
 
 

@@ -86,8 +86,9 @@ def qlinear_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     if x2.shape[0] <= DECODE_MAX_ROWS:
-        tc = tensor_core_choice(pw, x2.shape[0]) if x2.is_cuda else None
-        words = word_gemv_choice(pw, x2.shape[0]) if x2.is_cuda else None
+        m = x2.shape[0]
+        words = word_gemv_choice(pw, m) if x2.is_cuda else None
+        tc = tensor_core_choice(pw, m) if x2.is_cuda and words is None else None
         if words is not None:
             y = gemv_words(x2, pw, words)
         elif tc is not None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trico.kernels.qlinear import INTERPRET, SPECS, PackedWeight, triton
+from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 
 if triton is not None:
     import triton.language as tl
@@ -276,4 +276,4 @@ def tc_qmm(x: torch.Tensor, pw: PackedWeight, config: TcConfig | None = None) ->
     return y if split == 1 else y.to(x.dtype)
 
 
-__all__ = ["SPECS", "TC_BITS", "TcConfig", "tc_candidates", "tc_default_config", "tc_qmm", "tc_supported"]
+__all__ = ["TC_BITS", "TcConfig", "tc_candidates", "tc_default_config", "tc_qmm", "tc_supported"]

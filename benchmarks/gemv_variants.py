@@ -22,6 +22,7 @@ import torch  # noqa: E402
 
 from benchmarks.kernels import make_weight, nbytes  # noqa: E402
 from trico.kernels import gemv as gw  # noqa: E402
+from trico.kernels import gemv_planar as gp  # noqa: E402
 from trico.kernels import qgemm_tc as tc  # noqa: E402
 from trico.kernels import qlinear as qk  # noqa: E402
 
@@ -59,7 +60,7 @@ def graph_ms(calls: list, replays: int = 7) -> float:
 
 
 def run_case(
-    label: str, fmt: str, group: int, sym: bool, n: int, k: int, m: int, quick: bool, no_tc: bool
+    label: str, fmt: str, group: int, sym: bool, n: int, k: int, m: int, quick: bool, families: set[str]
 ) -> dict:
     """Time every variant of one case; returns the best of each kernel family."""
     first = make_weight(fmt, group, sym, n, k)
@@ -79,15 +80,16 @@ def run_case(
     if fmt == "bf16":
         out["cublas_ms"] = per_call_ms(lambda x, pw: torch.nn.functional.linear(x, pw.units))
     best_old = (math.inf, None)
-    for cfg in qk.candidates(m)[: 2 if quick else None]:
+    for cfg in qk.candidates(m)[: 2 if quick else None] if "qmm" in families else []:
         try:
             ms = per_call_ms(lambda x, pw, c=cfg: qk.qmm(x, pw, c))
         except Exception as exc:  # noqa: BLE001 - a shape the compiler refuses is skipped, and said
             print(f"  qmm {cfg} failed: {type(exc).__name__}", flush=True)
             continue
         best_old = min(best_old, (ms, cfg), key=lambda t: t[0])
-    out["qmm_ms"], out["qmm_cfg"] = best_old[0], str(best_old[1])
-    out["qmm_rel_err"] = rel(qk.qmm(xs[0], pws[0], best_old[1]))
+    if best_old[1] is not None:
+        out["qmm_ms"], out["qmm_cfg"] = best_old[0], str(best_old[1])
+        out["qmm_rel_err"] = rel(qk.qmm(xs[0], pws[0], best_old[1]))
 
     def sweep(cands: list, fn, label: str) -> list[dict]:  # noqa: ANN001 - fn(x, pw, config)
         rows = []
@@ -100,10 +102,30 @@ def run_case(
             rows.append({"cfg": list(dataclasses.astuple(c)), "ms": ms})
         return sorted(rows, key=lambda r: r["ms"])
 
-    rows = sweep([] if no_tc else tc.tc_candidates(first, m), tc.tc_qmm, "tc")
+    rows = sweep(tc.tc_candidates(first, m) if "tc" in families else [], tc.tc_qmm, "tc")
     out["tc_all"] = rows
-    if m == 1 and gw.gemv_supported(first):
-        grows = sweep(gw.gemv_candidates(first), gw.gemv_words, "gemv")
+    if m == 1 and "planar" in families and gp.planar_supported(first):
+        planars = [gp.to_planar(pw) for pw in pws]
+        prows = []
+        for c in gp.planar_candidates(planars[0])[:: 4 if quick else 1]:
+            try:
+                ms = graph_ms([lambda i=i, c=c: gp.gemv_planar(xs[i], planars[i], c) for i in range(copies)])
+            except Exception as exc:  # noqa: BLE001 - a shape the compiler refuses is skipped, and said
+                print(f"  planar {c} failed: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
+                continue
+            prows.append({"cfg": list(dataclasses.astuple(c)), "ms": ms / copies})
+        prows.sort(key=lambda r: r["ms"])
+        out["planar_all"] = prows[:8]
+        if prows:
+            out["planar_ms"], out["planar_cfg"] = prows[0]["ms"], prows[0]["cfg"]
+            best = gp.gemv_planar(xs[0], planars[0], gp.PlanarConfig(*prows[0]["cfg"]))
+            out["planar_rel_err"] = rel(best)
+        del planars
+    if m == 1 and families & {"gemv", "gemv-chosen"} and gw.gemv_supported(first):
+        from trico.kernels.dispatch import word_gemv_choice
+
+        cands = gw.gemv_candidates(first) if "gemv" in families else [word_gemv_choice(first, 1)]
+        grows = sweep(cands, gw.gemv_words, "gemv")
         out["gemv_all"] = grows[:5]
         if grows:
             out["gemv_ms"], out["gemv_cfg"] = grows[0]["ms"], grows[0]["cfg"]
@@ -112,7 +134,7 @@ def run_case(
         b = rows[0]["cfg"]
         out["tc_ms"], out["tc_cfg"] = rows[0]["ms"], b
         out["tc_rel_err"] = rel(tc.tc_qmm(xs[0], pws[0], tc.TcConfig(*b)))
-    for key in ("cublas_ms", "qmm_ms", "tc_ms", "gemv_ms"):
+    for key in ("cublas_ms", "qmm_ms", "tc_ms", "gemv_ms", "planar_ms"):
         if key in out and out[key] < math.inf:
             out[key.replace("_ms", "_GBps")] = wbytes / (out[key] * 1e-3) / 1e9
     return out
@@ -133,7 +155,11 @@ def main() -> int:
     p.add_argument("--rows", default="1,16")
     p.add_argument("--shapes", default=",".join(f"{n}x{k}" for n, k in SHAPES), help="NxK,NxK,...")
     p.add_argument("--formats", default=",".join(f[0] for f in FORMATS))
-    p.add_argument("--no-tc", action="store_true", help="skip the tensor-core kernel's candidates")
+    p.add_argument(
+        "--families",
+        default="qmm,tc,gemv,planar",
+        help="kernel families to sweep: qmm, tc, gemv (or gemv-chosen: the dispatched shape only), planar",
+    )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()
     torch.manual_seed(0)
@@ -144,13 +170,14 @@ def main() -> int:
             continue
         for n, k in [tuple(int(v) for v in nk.split("x")) for nk in args.shapes.split(",")]:
             for m in [int(v) for v in args.rows.split(",")]:
-                r = run_case(label, fmt, group, sym, n, k, m, args.quick, args.no_tc)
+                r = run_case(label, fmt, group, sym, n, k, m, args.quick, set(args.families.split(",")))
                 results["cases"].append(r)
                 Path(args.out).write_text(json.dumps(results, indent=1))
                 print(
                     f"{label:15s} {n:6d}x{k:<6d} m={m:<3d} qmm {r.get('qmm_GBps', 0):7.0f} GB/s"
                     f"  tc {r.get('tc_GBps', 0):7.0f} GB/s {r.get('tc_cfg')}"
                     f"  gemv {r.get('gemv_GBps', 0):7.0f} GB/s {r.get('gemv_cfg')}"
+                    f"  planar {r.get('planar_GBps', 0):7.0f} GB/s {r.get('planar_cfg')}"
                     f"  cublas {r.get('cublas_GBps', 0):7.0f}  err {r.get('tc_rel_err', 0):.1e}",
                     flush=True,
                 )

@@ -1,0 +1,146 @@
+"""Where a decode step's time goes: kernels per step, their summed time, and the idle time between them.
+
+Runs the CUDA-graph decode step of a random-weight model (as benchmarks/decode.py builds it) under
+torch.profiler and groups the kernels of a few replayed steps by name. The gap between the step's
+wall time and the summed kernel time is launch latency and tails, which fusing kernels removes.
+
+Example (on the GPU machine):
+    python benchmarks/profile_decode.py --model llama-2-7b --formats bf16,int8,int4-g128,tern2 \
+        --out /tmp/profile.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from trico.engine.benchmark import (  # noqa: E402
+    build_random_model,
+    model_config,
+    parse_scheme,
+    restore_linears,
+    swap_linears,
+)
+from trico.engine.cuda_graphs import enable_fast_decode  # noqa: E402
+from trico.engine.generator import Generator  # noqa: E402
+from trico.engine.kv_cache import StaticKVCache  # noqa: E402
+from trico.engine.sampler import Sampler  # noqa: E402
+
+
+def _short(name: str) -> str:
+    """A kernel name without template arguments and launch-shape suffixes, for grouping."""
+    name = re.sub(r"<.*", "", name)
+    name = re.sub(r"\(.*", "", name)
+    return name[:60]
+
+
+@torch.no_grad()
+def profile_format(model, fmt: str, batch: int, prompt: int, steps: int, decode: str) -> dict:  # noqa: ANN001
+    """Kernels of `steps` graph-replayed decode steps of one weight format."""
+    scheme = parse_scheme(fmt)
+    originals = swap_linears(model, scheme)
+    config = model.config
+    cache = StaticKVCache(config, batch, prompt + steps + 16, dtype=torch.bfloat16, device="cuda")
+    gen = Generator(model, cache, Sampler(device=torch.device("cuda")))
+    enable_fast_decode(gen, decode)
+    gen.prefill(torch.randint(0, config.vocab_size, (batch, prompt), device="cuda"))
+    for _ in range(3):
+        gen.decode()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    walls = []
+    for _ in range(5):
+        gen.pos = prompt
+        start.record()
+        for _ in range(steps):
+            gen.decode()
+        end.record()
+        torch.cuda.synchronize()
+        walls.append(start.elapsed_time(end) / steps)
+    from torch.profiler import ProfilerActivity, profile
+
+    gen.pos = prompt
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            gen.decode()
+        torch.cuda.synchronize()
+    per_name: dict[str, list[float]] = defaultdict(list)
+    for ev in prof.events():
+        if ev.device_type == torch.autograd.DeviceType.CUDA and ev.device_time_total > 0:
+            if "Memcpy" in ev.name or "Memset" in ev.name:
+                per_name[ev.name[:40]].append(ev.device_time_total)
+                continue
+            per_name[_short(ev.name)].append(ev.device_time_total)
+    kernels = sorted(
+        (
+            {
+                "name": n,
+                "per_step": len(v) / steps,
+                "us_per_step": sum(v) / steps,
+                "median_us": statistics.median(v),
+            }
+            for n, v in per_name.items()
+        ),
+        key=lambda r: -r["us_per_step"],
+    )
+    busy = sum(k["us_per_step"] for k in kernels)
+    restore_linears(model, originals)
+    del gen, cache
+    torch.cuda.empty_cache()
+    wall = statistics.median(walls) * 1e3
+    return {
+        "format": fmt,
+        "batch": batch,
+        "decode": decode,
+        "wall_us_per_step": wall,
+        "kernel_us_per_step": busy,
+        "kernels_per_step": sum(k["per_step"] for k in kernels),
+        "idle_us_per_step": wall - busy,
+        "kernels": kernels,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Profile each format; print a summary and the top kernels; write JSON."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="llama-2-7b")
+    p.add_argument("--formats", default="bf16,int8,int4-g128,tern2")
+    p.add_argument("--batch", default=1, type=int)
+    p.add_argument("--prompt", default=128, type=int)
+    p.add_argument("--steps", default=20, type=int)
+    p.add_argument("--decode", default="graph", choices=["graph", "eager"])
+    p.add_argument("--top", default=14, type=int)
+    p.add_argument("--out", default="")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("profile_decode: no CUDA GPU here; nothing to profile", file=sys.stderr)
+        return 2
+    model = build_random_model(model_config(args.model), torch.device("cuda"))
+    rows = []
+    for fmt in [f for f in args.formats.split(",") if f]:
+        r = profile_format(model, fmt, args.batch, args.prompt, args.steps, args.decode)
+        rows.append(r)
+        print(
+            f"\n{args.model} {fmt} b{args.batch}: wall {r['wall_us_per_step']:.0f} us/step, kernels "
+            f"{r['kernel_us_per_step']:.0f} us in {r['kernels_per_step']:.0f} launches, idle {r['idle_us_per_step']:.0f} us"
+        )
+        for k in r["kernels"][: args.top]:
+            print(
+                f"  {k['us_per_step']:8.1f} us  x{k['per_step']:5.0f}  med {k['median_us']:6.1f}  {k['name']}"
+            )
+    if args.out:
+        Path(args.out).write_text(json.dumps({"model": args.model, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,7 +7,7 @@ import torch
 
 from trico.kernels.activation import silu_mul, silu_mul_packed, silu_mul_reference
 from trico.kernels.rmsnorm import rmsnorm, rmsnorm_reference
-from trico.kernels.rope import rope, rope_reference
+from trico.kernels.rope import rope, rope_qkv_store, rope_qkv_store_reference, rope_reference
 
 DEV = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
 
@@ -65,3 +65,27 @@ def test_rope_strided_tokens():
     sin = torch.cat([ang.sin(), ang.sin()], -1)
     ref = rope_reference(q.transpose(1, 2), cos, sin).transpose(1, 2)
     assert _rel(rope(q.to(DEV), cos.to(DEV), sin.to(DEV)).cpu(), ref) <= 1e-2
+
+
+@pytest.mark.parametrize("nq,nkv", [(4, 4), (8, 2)])
+def test_rope_qkv_store_matches_rotations_and_cache_scatter(nq, nkv):
+    """One kernel gives the rotated queries and writes rotated k and plain v at pos, like the torch path."""
+    b, d, length, pos = 2, 16, 12, 5
+    gen = torch.Generator().manual_seed(nq)
+    qkv = torch.randn(b, 1, (nq + 2 * nkv) * d, generator=gen).to(torch.bfloat16)
+    ang = torch.rand(1, d // 2, generator=gen) * 6
+    cos, sin = torch.cat([ang.cos()] * 2, -1), torch.cat([ang.sin()] * 2, -1)
+    cache = torch.randn(2, b, nkv, length, d, generator=gen).to(torch.bfloat16)
+    want = cache.clone()
+    p = torch.tensor([pos])
+    q_ref = rope_qkv_store_reference(qkv, cos, sin, want[0], want[1], p, nq, nkv)
+    got = cache.to(DEV)
+    q = rope_qkv_store(qkv.to(DEV), cos.to(DEV), sin.to(DEV), got[0], got[1], p.to(DEV), nq, nkv)
+    # Same fp32 formula; the CPU interpreter may round the bf16 result differently (1 ulp).
+    assert _rel(q.cpu(), q_ref) <= 1e-2
+    got = got.cpu()
+    assert _rel(got[0, :, :, pos], want[0, :, :, pos]) <= 1e-2  # rotated keys
+    assert torch.equal(got[1, :, :, pos], want[1, :, :, pos])  # values: copied as they are
+    others = [i for i in range(length) if i != pos]
+    assert torch.equal(got[:, :, :, others], cache[:, :, :, others])  # nothing else written
+    assert not torch.equal(want[:, :, :, pos], cache[:, :, :, pos])

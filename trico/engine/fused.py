@@ -3,10 +3,11 @@
 `fuse_model_(model)` swaps every DecoderLayer for a FusedDecoderLayer that keeps the same child
 modules (so parameter names, QLinear dispatch and state dicts are unchanged) and, on CUDA tensors,
 runs RMSNorm with the residual add fused, the Q/K/V and gate/up projections as one wide
-projection each (fewer, larger GEMVs), RoPE in one kernel on the projections' own layout and
-the SiLU gate in one kernel; on CPU tensors it calls the original layer code, so results there
-are the reference ones. Attention over the cache stays the cache's job (its CUDA T == 1 path is
-the flash-decoding kernel).
+projection each (fewer, larger GEMVs), RoPE in one kernel on the projections' own layout, the
+SiLU gate in one kernel and the block's last residual add inside the down projection's kernel;
+on CPU tensors it calls the original layer code, so results there are the reference ones. A
+decode step over a bf16/fp16 static cache rotates q and k and writes k and v into the cache in
+one kernel, then runs the flash-decoding kernel; other caches keep their own `attend`.
 """
 
 from __future__ import annotations
@@ -66,13 +67,33 @@ def _concat_rows(mods: list[nn.Module]) -> nn.Module | None:
     return fused
 
 
-def _project(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A projection; dense bf16/fp16 ones go through the kernel dispatcher (Triton GEMV or cuBLAS)."""
-    if type(mod) is nn.Linear and mod.bias is None:
-        from trico.kernels.dispatch import dense_forward
+def _project(mod: nn.Module, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """A projection (+ residual, added inside the kernel where one runs); fused-path callers only.
 
-        return dense_forward(mod.weight, x)
-    return mod(x)
+    Dense bf16/fp16 weights go through the kernel dispatcher (Triton skinny GEMM or cuBLAS).
+    """
+    from trico.kernels.dispatch import dense_forward, qlinear_forward
+
+    if type(mod) is nn.Linear and mod.bias is None:
+        return dense_forward(mod.weight, x, residual)
+    from trico.quant.qlinear import QLinear
+
+    if isinstance(mod, QLinear):
+        return qlinear_forward(mod, x, residual)
+    y = mod(x)
+    return y if residual is None else residual + y
+
+
+def _single_token_cache(cache: object, x: torch.Tensor, head_dim: int) -> bool:
+    """Whether this step can rotate and store k/v in one kernel and attend with the flash-decoding one."""
+    from trico.engine.kv_cache import StaticKVCache
+
+    return (
+        type(cache) is StaticKVCache
+        and x.shape[1] == 1
+        and cache.k.dtype == x.dtype
+        and head_dim in (32, 64, 128, 256)
+    )
 
 
 class FusedDecoderLayer(nn.Module):
@@ -104,19 +125,48 @@ class FusedDecoderLayer(nn.Module):
 
     def forward(self, x, cos, sin, input_pos, cache):  # noqa: ANN001 - DecoderLayer.forward's signature
         """One block over hidden states x [B, T, dim]."""
-        from trico.kernels import kernels_enabled
+        from trico.kernels import fused_path
 
-        if not x.is_cuda or not kernels_enabled():
+        if not fused_path(x):
             return DecoderLayer.forward(self, x, cos, sin, input_pos, cache)
         from trico.kernels.activation import silu_mul, silu_mul_packed
         from trico.kernels.rmsnorm import rmsnorm
-        from trico.kernels.rope import rope
 
         attn, mlp = self.self_attn, self.mlp
         qkv_proj, gu_proj = self._projections()
         b, t, _ = x.shape
         hd, nq, nkv = attn.head_dim, attn.n_heads, attn.n_kv_heads
         xn, _ = rmsnorm(x.contiguous(), self.input_layernorm.weight, self.input_layernorm.eps)
+        if qkv_proj is not None and _single_token_cache(cache, x, hd):
+            # Decode: rotate q, k and write k, v into the cache in one kernel, then flash-decoding.
+            from trico.kernels.decode_attention import decode_attention
+            from trico.kernels.rope import rope_qkv_store
+
+            kc, vc = cache.k[attn.layer_idx], cache.v[attn.layer_idx]
+            q = rope_qkv_store(_project(qkv_proj, xn), cos, sin, kc, vc, input_pos, nq, nkv)
+            o = decode_attention(q, kc, vc, input_pos).view(b, t, nq * hd)
+        else:
+            o = self._attention(xn, cos, sin, input_pos, cache, qkv_proj)
+        o = _project(attn.o_proj, o)
+        hn, h = rmsnorm(
+            o.contiguous(),
+            self.post_attention_layernorm.weight,
+            self.post_attention_layernorm.eps,
+            residual=x.contiguous(),
+        )
+        if gu_proj is not None:
+            act = silu_mul_packed(_project(gu_proj, hn))
+        else:
+            act = silu_mul(_project(mlp.gate_proj, hn), _project(mlp.up_proj, hn))
+        return _project(mlp.down_proj, act, residual=h)  # the residual add happens in the kernel
+
+    def _attention(self, xn, cos, sin, input_pos, cache, qkv_proj):  # noqa: ANN001, ANN202
+        """Attention of a chunk of tokens (prefill, or a cache the one-kernel decode path does not take)."""
+        from trico.kernels.rope import rope
+
+        attn = self.self_attn
+        b, t, _ = xn.shape
+        hd, nq, nkv = attn.head_dim, attn.n_heads, attn.n_kv_heads
         if qkv_proj is not None:
             qkv = _project(qkv_proj, xn)
             q_, k_, v = qkv.split([nq * hd, nkv * hd, nkv * hd], dim=-1)
@@ -132,18 +182,7 @@ class FusedDecoderLayer(nn.Module):
             )
         else:
             o = cache.attend(attn.layer_idx, q, k, v, input_pos)
-        o = _project(attn.o_proj, o.transpose(1, 2).reshape(b, t, attn.n_heads * attn.head_dim))
-        hn, h = rmsnorm(
-            o.contiguous(),
-            self.post_attention_layernorm.weight,
-            self.post_attention_layernorm.eps,
-            residual=x.contiguous(),
-        )
-        if gu_proj is not None:
-            act = silu_mul_packed(_project(gu_proj, hn))
-        else:
-            act = silu_mul(_project(mlp.gate_proj, hn), _project(mlp.up_proj, hn))
-        return h + _project(mlp.down_proj, act)
+        return o.transpose(1, 2).reshape(b, t, nq * hd)
 
 
 def fuse_model_(model: Transformer) -> Transformer:

@@ -2,14 +2,20 @@
 
 `torch_reference()` switches the CUDA fast paths (QLinear dispatch, decode attention) off for a
 block of code, so the GPU can run the exact torch reference path for A/B correctness checks.
+`fused_on_cpu()` does the opposite for CPU tensors under `TRITON_INTERPRET=1`: the fused decoder
+block then runs its kernels in the interpreter, so CPU tests cover the CUDA code path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-_STATE = {"enabled": True}
+if TYPE_CHECKING:
+    import torch
+
+_STATE = {"enabled": True, "cpu": False}
 
 
 def kernels_enabled() -> bool:
@@ -26,3 +32,19 @@ def torch_reference() -> Iterator[None]:
         yield
     finally:
         _STATE["enabled"] = prev
+
+
+def fused_path(x: torch.Tensor) -> bool:
+    """Whether the fused (Triton) decoder path runs for tensors like x: on CUDA, or on CPU inside fused_on_cpu()."""
+    return _STATE["enabled"] and (x.is_cuda or _STATE["cpu"])
+
+
+@contextmanager
+def fused_on_cpu() -> Iterator[None]:
+    """Run the fused decoder path on CPU tensors within the block (needs TRITON_INTERPRET=1)."""
+    prev = _STATE["cpu"]
+    _STATE["cpu"] = True
+    try:
+        yield
+    finally:
+        _STATE["cpu"] = prev

@@ -76,40 +76,53 @@ def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
     return GemvWordConfig(16, 64, 4, 1)
 
 
-def qlinear_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """y = x @ W^T for a QLinear on CUDA; formats without a kernel (w8a8) use the module's reference."""
+def qlinear_forward(
+    module: torch.nn.Module, x: torch.Tensor, residual: torch.Tensor | None = None
+) -> torch.Tensor:
+    """y = x @ W^T (+ residual, added in the kernel where it can) for a QLinear on CUDA.
+
+    Formats without a kernel (w8a8) use the module's reference.
+    """
     if not supported(module) or not kernels_enabled():
-        return module.reference_forward(x)
+        return _add(module.reference_forward(x), residual)
     pw = packed_view(module)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
+    res2 = None if residual is None else residual.reshape(-1, module.out_features)
     if x2.shape[0] <= DECODE_MAX_ROWS:
         m = x2.shape[0]
         words = word_gemv_choice(pw, m) if x2.is_cuda else None
         tc = tensor_core_choice(pw, m) if x2.is_cuda and words is None else None
         if words is not None:
-            y = gemv_words(x2, pw, words)
+            y = gemv_words(x2, pw, words, residual=res2)
         elif tc is not None:
-            y = tc_qmm(x2, pw, tc)
+            y = tc_qmm(x2, pw, tc, residual=res2)
         else:
-            y = qk.qmm(x2, pw, qk.tuned_config(x2, pw) or qk.default_config(pw, x2.shape[0]))
+            y = _add(qk.qmm(x2, pw, qk.tuned_config(x2, pw) or qk.default_config(pw, x2.shape[0])), res2)
     else:
-        y = F.linear(x2, qk.dequantize(pw, x2.dtype))
+        y = _add(F.linear(x2, qk.dequantize(pw, x2.dtype)), res2)
     return y.view(*lead, module.out_features)
+
+
+def _add(y: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+    """residual + y where no kernel fused the add (same rounding: y is already in its dtype)."""
+    return y if residual is None else residual + y.view(residual.shape)
 
 
 _DENSE_VIEWS: dict[tuple, qk.PackedWeight] = {}
 
 
-def dense_forward(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """y = x @ weight^T for a bf16/fp16 weight: the tensor-core skinny GEMM on CUDA (K % 64 == 0), else cuBLAS."""
+def dense_forward(
+    weight: torch.Tensor, x: torch.Tensor, residual: torch.Tensor | None = None
+) -> torch.Tensor:
+    """y = x @ weight^T (+ residual) for a bf16/fp16 weight: the tensor-core skinny GEMM on CUDA (K % 64 == 0), else cuBLAS."""
     if not (x.is_cuda and kernels_enabled() and qk.triton is not None) or weight.dtype != x.dtype:
-        return F.linear(x, weight)
+        return _add(F.linear(x, weight), residual)
     x2 = x.reshape(-1, x.shape[-1])
     if x2.shape[0] > DECODE_MAX_ROWS or x2.stride(-1) != 1 or not weight.is_contiguous():
-        return F.linear(x, weight)
+        return _add(F.linear(x, weight), residual)
     key = (weight.data_ptr(), tuple(weight.shape), weight.dtype)
     pw = _DENSE_VIEWS.get(key)
     if pw is None:
@@ -118,8 +131,9 @@ def dense_forward(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         )
     tc = tensor_core_choice(pw, x2.shape[0])
     if tc is None:
-        return F.linear(x, weight)
-    return tc_qmm(x2, pw, tc).view(*x.shape[:-1], weight.shape[0])
+        return _add(F.linear(x, weight), residual)
+    res2 = None if residual is None else residual.reshape(-1, weight.shape[0])
+    return tc_qmm(x2, pw, tc, residual=res2).view(*x.shape[:-1], weight.shape[0])
 
 
 def clear_caches() -> None:

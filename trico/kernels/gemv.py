@@ -25,10 +25,13 @@ from dataclasses import dataclass
 
 import torch
 
+from trico.kernels.epilogue import check_residual, split_workspace
 from trico.kernels.qlinear import PackedWeight, triton
 
 if triton is not None:
     import triton.language as tl
+
+    from trico.kernels.epilogue import store_output
 
 GEMV_BITS = {"int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
@@ -133,6 +136,9 @@ if triton is not None:
         s_ptr,
         m_ptr,
         y_ptr,
+        ws_ptr,
+        cnt_ptr,
+        res_ptr,
         N,
         KW,
         stride_wn,
@@ -146,6 +152,7 @@ if triton is not None:
         BLOCK_N: tl.constexpr,
         BLOCK_W: tl.constexpr,
         SPLIT_K: tl.constexpr,
+        HAS_RES: tl.constexpr,
     ):
         # Full tiles load without a mask along K (a mask there would stop 16-byte vector loads); the
         # last partial tile of a split, if any, runs once more with one.
@@ -229,10 +236,7 @@ if triton is not None:
                 y += tl.load(m_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32) * xs
         else:
             y = tl.sum(acc, axis=1)
-        if SPLIT_K == 1:
-            tl.store(y_ptr + offs_n, y.to(y_ptr.dtype.element_ty), mask=mask_n)
-        else:
-            tl.atomic_add(y_ptr + offs_n, y, mask=mask_n)
+        store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs_n, mask_n, y, pid_n, SPLIT_K, HAS_RES)
 
 
 def gemv_default_config(pw: PackedWeight) -> GemvWordConfig:
@@ -253,8 +257,13 @@ def gemv_candidates(pw: PackedWeight) -> list[GemvWordConfig]:
     return out
 
 
-def gemv_words(x: torch.Tensor, pw: PackedWeight, config: GemvWordConfig | None = None) -> torch.Tensor:
-    """y [1, N] = x [1, K] @ W^T for a word-packed integer weight (one row of x)."""
+def gemv_words(
+    x: torch.Tensor,
+    pw: PackedWeight,
+    config: GemvWordConfig | None = None,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """y [1, N] = x [1, K] @ W^T (+ residual [1, N]) for a word-packed integer weight (one row of x)."""
     assert triton is not None, "Triton is not installed"
     assert gemv_supported(pw), f"the word GEMV does not take {pw.fmt} with K={pw.k}, group {pw.group_size}"
     assert x.dim() == 2 and x.shape == (1, pw.k) and x.is_contiguous(), f"x must be [1, {pw.k}], contiguous"
@@ -264,17 +273,21 @@ def gemv_words(x: torch.Tensor, pw: PackedWeight, config: GemvWordConfig | None 
     per_word = 32 // bits
     per_row = pw.scale_mode in (0, 1)
     split = config.split_k
-    y = torch.zeros if split > 1 else torch.empty
-    y = y(1, pw.n, dtype=torch.float32 if split > 1 else x.dtype, device=x.device)
+    check_residual(residual, (1, pw.n), x.dtype)
+    y = torch.empty(1, pw.n, dtype=x.dtype, device=x.device)
     scales = pw.scales
     mins = pw.mins if pw.mins is not None else scales
     grid = (triton.cdiv(pw.n, config.block_n), split)
+    ws, cnt = split_workspace(x.device, pw.n, grid[0]) if split > 1 else (y, y)
     _gemv_kernel[grid](
         x,
         words,
         scales,
         mins,
         y,
+        ws,
+        cnt,
+        residual if residual is not None else y,
         pw.n,
         pw.k // per_word,
         words.stride(0),
@@ -288,7 +301,8 @@ def gemv_words(x: torch.Tensor, pw: PackedWeight, config: GemvWordConfig | None 
         BLOCK_N=config.block_n,
         BLOCK_W=config.block_w,
         SPLIT_K=split,
+        HAS_RES=residual is not None,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
     )
-    return y if split == 1 else y.to(x.dtype)
+    return y

@@ -27,10 +27,13 @@ from dataclasses import dataclass
 
 import torch
 
+from trico.kernels.epilogue import check_residual, split_workspace
 from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 
 if triton is not None:
     import triton.language as tl
+
+    from trico.kernels.epilogue import store_output
 
 TC_BITS = {"bf16": 16, "fp16": 16, "int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
@@ -103,6 +106,9 @@ if triton is not None:
         s_ptr,
         m_ptr,
         y_ptr,
+        ws_ptr,
+        cnt_ptr,
+        res_ptr,
         M,
         N,
         K,
@@ -121,6 +127,7 @@ if triton is not None:
         BLOCK_K: tl.constexpr,
         GROUPS_PER_STEP: tl.constexpr,
         SPLIT_K: tl.constexpr,
+        HAS_RES: tl.constexpr,
         DOT_F32: tl.constexpr,
     ):
         # Grouped weights: BLOCK_K is the group and a step covers GROUPS_PER_STEP groups. One scale per
@@ -182,12 +189,10 @@ if triton is not None:
             if HAS_MIN:
                 mn = tl.load(m_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
                 acc += xs_all[:, None] * mn[None, :]
-        y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
+        y_offs = offs_m[:, None] * stride_ym + offs_n[None, :]
         ymask = mask_m[:, None] & mask_n[None, :]
-        if SPLIT_K == 1:
-            tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=ymask)
-        else:
-            tl.atomic_add(y_ptrs, acc, mask=ymask)
+        tile = pid_m * tl.num_programs(0) + pid_n
+        store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, y_offs, ymask, acc, tile, SPLIT_K, HAS_RES)
 
 
 def tc_default_config(pw: PackedWeight, m: int) -> TcConfig:
@@ -215,8 +220,10 @@ def tc_candidates(pw: PackedWeight, m: int) -> list[TcConfig]:
     return out
 
 
-def tc_qmm(x: torch.Tensor, pw: PackedWeight, config: TcConfig | None = None) -> torch.Tensor:
-    """y [M, N] = x [M, K] @ W^T through the tensor cores, streaming the packed weight once (M <= 64)."""
+def tc_qmm(
+    x: torch.Tensor, pw: PackedWeight, config: TcConfig | None = None, residual: torch.Tensor | None = None
+) -> torch.Tensor:
+    """y [M, N] = x [M, K] @ W^T (+ residual) through the tensor cores, streaming the packed weight once (M <= 64)."""
     assert triton is not None, "Triton is not installed"
     assert tc_supported(pw), (
         f"the tensor-core kernel does not take {pw.fmt} with K={pw.k}, group {pw.group_size}"
@@ -237,20 +244,22 @@ def tc_qmm(x: torch.Tensor, pw: PackedWeight, config: TcConfig | None = None) ->
     gps = 1 if per_row else config.groups_per_step
     assert pw.k % (block_k * gps) == 0, f"{gps} groups per step must divide K={pw.k}"
     split = config.split_k
-    y = (
-        torch.zeros(m, pw.n, dtype=torch.float32, device=x.device)
-        if split > 1
-        else torch.empty(m, pw.n, dtype=x.dtype, device=x.device)
-    )
+    check_residual(residual, (m, pw.n), x.dtype)
+    y = torch.empty(m, pw.n, dtype=x.dtype, device=x.device)
     scales = pw.scales if pw.scales is not None else units
     mins = pw.mins if pw.mins is not None else scales
     grid = (triton.cdiv(pw.n, config.block_n), split, triton.cdiv(m, block_m))
+    tiles = grid[0] * grid[2]
+    ws, cnt = split_workspace(x.device, m * pw.n, tiles) if split > 1 else (y, y)
     _tc_kernel[grid](
         x,
         units,
         scales,
         mins,
         y,
+        ws,
+        cnt,
+        residual if residual is not None else y,
         m,
         pw.n,
         pw.k,
@@ -269,11 +278,12 @@ def tc_qmm(x: torch.Tensor, pw: PackedWeight, config: TcConfig | None = None) ->
         BLOCK_K=block_k,
         GROUPS_PER_STEP=gps,
         SPLIT_K=split,
+        HAS_RES=residual is not None,
         DOT_F32=INTERPRET,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
     )
-    return y if split == 1 else y.to(x.dtype)
+    return y
 
 
 __all__ = ["TC_BITS", "TcConfig", "tc_candidates", "tc_default_config", "tc_qmm", "tc_supported"]

@@ -1,4 +1,9 @@
-"""Rotary position embedding (HF 'rotate half' layout) in one pass, fp32 math, on [B, T, H, D] inputs."""
+"""Rotary position embedding (HF 'rotate half' layout) in one pass, fp32 math, on [B, T, H, D] inputs.
+
+`rope_qkv_store` is the decode-step form: from a fused QKV projection of one token it rotates the
+query heads into a new tensor and writes the rotated key and the value straight into the KV
+cache at the current position, one kernel instead of two rotations and two cache scatters.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,70 @@ def rope_reference(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tor
     return (xf * cos + rotated * sin).to(x.dtype)
 
 
+def rope_qkv_store_reference(
+    qkv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    pos: torch.Tensor,
+    n_heads: int,
+    n_kv_heads: int,
+) -> torch.Tensor:
+    """Torch form of `rope_qkv_store`: qkv [B, 1, (H + 2 Hkv) D]; caches [B, Hkv, L, D]; returns q [B, H, D]."""
+    b = qkv.shape[0]
+    d = cos.shape[-1]
+    q, k, v = qkv.view(b, n_heads + 2 * n_kv_heads, d).split([n_heads, n_kv_heads, n_kv_heads], dim=1)
+    q = rope_reference(q[:, :, None], cos, sin)[:, :, 0]
+    k = rope_reference(k[:, :, None], cos, sin)
+    k_cache.index_copy_(2, pos, k.to(k_cache.dtype))
+    v_cache.index_copy_(2, pos, v[:, :, None].to(v_cache.dtype))
+    return q
+
+
 if triton is not None:
+
+    @triton.jit
+    def _rope_store_kernel(
+        qkv_ptr,
+        cos_ptr,
+        sin_ptr,
+        q_ptr,
+        k_ptr,
+        v_ptr,
+        pos_ptr,
+        NQ,
+        NKV,
+        stride_xb,
+        stride_cb,
+        stride_ch,
+        stride_cl,
+        HALF: tl.constexpr,
+    ):
+        b = tl.program_id(0)
+        h = tl.program_id(1)  # query heads first, then key heads (each also moves its value head)
+        offs = tl.arange(0, HALF)
+        row = qkv_ptr + b * stride_xb + h * 2 * HALF
+        x1 = tl.load(row + offs).to(tl.float32)
+        x2 = tl.load(row + HALF + offs).to(tl.float32)
+        c1 = tl.load(cos_ptr + offs)
+        c2 = tl.load(cos_ptr + HALF + offs)
+        s1 = tl.load(sin_ptr + offs)
+        s2 = tl.load(sin_ptr + HALF + offs)
+        y1 = x1 * c1 - x2 * s1
+        y2 = x2 * c2 + x1 * s2
+        if h < NQ:
+            dst = q_ptr + (b * NQ + h) * 2 * HALF
+        else:
+            slot = b * stride_cb + (h - NQ) * stride_ch + tl.load(pos_ptr) * stride_cl
+            dst = k_ptr + slot
+            vrow = row + NKV * 2 * HALF
+            vd = v_ptr + slot
+            tl.store(vd + offs, tl.load(vrow + offs).to(v_ptr.dtype.element_ty))
+            tl.store(vd + HALF + offs, tl.load(vrow + HALF + offs).to(v_ptr.dtype.element_ty))
+        ty = dst.dtype.element_ty
+        tl.store(dst + offs, y1.to(ty))
+        tl.store(dst + HALF + offs, y2.to(ty))
 
     @triton.jit
     def _rope_kernel(x_ptr, cos_ptr, sin_ptr, y_ptr, H, T, stride_b, stride_t, HALF: tl.constexpr):
@@ -54,3 +122,50 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     _rope_kernel[(b * h * t,)](x, cos, sin, y, h, t, x.stride(0), x.stride(1), HALF=d // 2, num_warps=1)
     return y
+
+
+def rope_qkv_store(
+    qkv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    pos: torch.Tensor,
+    n_heads: int,
+    n_kv_heads: int,
+) -> torch.Tensor:
+    """One decode token: rotate q and k of a fused QKV output, store k and v at `pos` (device tensor).
+
+    qkv [B, 1, (H + 2 Hkv) D] contiguous; cos/sin fp32 [1, D]; k_cache/v_cache [B, Hkv, L, D] (one
+    layer of a static cache, dense in D, same strides); returns the rotated queries [B, H, D].
+    """
+    assert triton is not None, "Triton is not installed"
+    b, t, width = qkv.shape
+    d = cos.shape[-1]
+    assert t == 1 and width == (n_heads + 2 * n_kv_heads) * d and qkv.is_contiguous(), (
+        "qkv must be [B, 1, (H+2Hkv)D]"
+    )
+    assert cos.shape == (1, d) and cos.dtype == torch.float32 and cos.is_contiguous() and sin.is_contiguous()
+    assert d % 2 == 0 and (d // 2) & (d // 2 - 1) == 0, "head_dim/2 must be a power of 2"
+    assert k_cache.shape[0] == b and k_cache.shape[1] == n_kv_heads and k_cache.shape[3] == d
+    assert k_cache.stride() == v_cache.stride() and k_cache.stride(3) == 1, "caches must be dense in D"
+    assert pos.numel() == 1, "pos is the single current position"
+    q = torch.empty(b, n_heads, d, dtype=qkv.dtype, device=qkv.device)
+    _rope_store_kernel[(b, n_heads + n_kv_heads)](
+        qkv,
+        cos,
+        sin,
+        q,
+        k_cache,
+        v_cache,
+        pos,
+        n_heads,
+        n_kv_heads,
+        qkv.stride(0),
+        k_cache.stride(0),
+        k_cache.stride(1),
+        k_cache.stride(2),
+        HALF=d // 2,
+        num_warps=1,
+    )
+    return q

@@ -1,0 +1,79 @@
+"""The output step shared by the decode GEMV kernels: residual add and split-K reduction inside the kernel.
+
+Split-K programs used to add fp32 partials into a zeroed buffer that a second kernel cast to the
+activation dtype (two extra launches per projection: a memset and a cast). Here the partials meet
+in a persistent fp32 workspace; each program then bumps a per-tile counter, and the program that
+arrives last reads the sum, writes y and puts workspace and counter back to zero for the next
+call. With `HAS_RES` the output is residual + y, rounded like the torch expression
+`residual + (x @ W^T)` (the product rounded to the output dtype first), which saves the decoder
+block's separate residual-add kernel.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trico.kernels.qlinear import triton
+
+if triton is not None:
+    import triton.language as tl
+
+    @triton.jit
+    def _write(y_ptr, res_ptr, offs, mask, out, HAS_RES: tl.constexpr):
+        y = out.to(y_ptr.dtype.element_ty)
+        if HAS_RES:
+            res = tl.load(res_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            y = (y.to(tl.float32) + res).to(y_ptr.dtype.element_ty)
+        tl.store(y_ptr + offs, y, mask=mask)
+
+    @triton.jit
+    def store_output(
+        y_ptr,
+        ws_ptr,
+        cnt_ptr,
+        res_ptr,
+        offs,
+        mask,
+        acc,
+        tile,
+        SPLIT_K: tl.constexpr,
+        HAS_RES: tl.constexpr,
+    ):
+        """Write this program's fp32 acc to y (offsets `offs` of a tile numbered `tile`)."""
+        if SPLIT_K == 1:
+            _write(y_ptr, res_ptr, offs, mask, acc, HAS_RES)
+        else:
+            tl.atomic_add(ws_ptr + offs, acc, mask=mask, sem="relaxed")
+            tl.debug_barrier()  # every thread's partial is in before the counter moves
+            arrived = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel")
+            if arrived == SPLIT_K - 1:
+                total = tl.load(ws_ptr + offs, mask=mask, other=0.0, cache_modifier=".cg")
+                tl.store(ws_ptr + offs, tl.zeros_like(total), mask=mask)
+                tl.atomic_xchg(cnt_ptr + tile, 0)
+                _write(y_ptr, res_ptr, offs, mask, total, HAS_RES)
+
+
+_WORKSPACES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def split_workspace(device: torch.device, numel: int, tiles: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The zeroed fp32 workspace and tile counters for a split-K launch (reused; kernels leave them zeroed).
+
+    Launches on one stream run one after another, so kernels of the same output size share them.
+    """
+    key = (device, numel, tiles)
+    ws = _WORKSPACES.get(key)
+    if ws is None:
+        ws = _WORKSPACES[key] = (
+            torch.zeros(numel, dtype=torch.float32, device=device),
+            torch.zeros(tiles, dtype=torch.int32, device=device),
+        )
+    return ws
+
+
+def check_residual(residual: torch.Tensor | None, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    """A residual must match the output exactly (shape, dtype, dense rows)."""
+    if residual is not None:
+        assert residual.shape == shape and residual.dtype == dtype and residual.is_contiguous(), (
+            f"residual must be a contiguous {dtype} tensor of shape {shape}"
+        )

@@ -22,6 +22,7 @@ import torch  # noqa: E402
 
 from benchmarks.kernels import make_weight, nbytes  # noqa: E402
 from trico.kernels import gemv as gw  # noqa: E402
+from trico.kernels import gemv_a8 as ga  # noqa: E402
 from trico.kernels import gemv_planar as gp  # noqa: E402
 from trico.kernels import qgemm_tc as tc  # noqa: E402
 from trico.kernels import qlinear as qk  # noqa: E402
@@ -121,6 +122,13 @@ def run_case(
             best = gp.gemv_planar(xs[0], planars[0], gp.PlanarConfig(*prows[0]["cfg"]))
             out["planar_rel_err"] = rel(best)
         del planars
+    if m == 1 and "a8" in families and ga.a8_supported(first):
+        cands = [c for c in ga.a8_candidates(first) if ga.a8_fits(first, c)]
+        arows = sweep(cands, ga.gemv_a8, "a8")
+        out["a8_all"] = arows[:8]
+        if arows:
+            out["a8_ms"], out["a8_cfg"] = arows[0]["ms"], arows[0]["cfg"]
+            out["a8_rel_err"] = rel(ga.gemv_a8(xs[0], pws[0], ga.A8Config(*arows[0]["cfg"])))
     if m == 1 and families & {"gemv", "gemv-chosen"} and gw.gemv_supported(first):
         from trico.kernels.dispatch import word_gemv_choice
 
@@ -134,7 +142,7 @@ def run_case(
         b = rows[0]["cfg"]
         out["tc_ms"], out["tc_cfg"] = rows[0]["ms"], b
         out["tc_rel_err"] = rel(tc.tc_qmm(xs[0], pws[0], tc.TcConfig(*b)))
-    for key in ("cublas_ms", "qmm_ms", "tc_ms", "gemv_ms", "planar_ms"):
+    for key in ("cublas_ms", "qmm_ms", "tc_ms", "gemv_ms", "planar_ms", "a8_ms"):
         if key in out and out[key] < math.inf:
             out[key.replace("_ms", "_GBps")] = wbytes / (out[key] * 1e-3) / 1e9
     return out
@@ -178,6 +186,7 @@ def main() -> int:
                     f"  tc {r.get('tc_GBps', 0):7.0f} GB/s {r.get('tc_cfg')}"
                     f"  gemv {r.get('gemv_GBps', 0):7.0f} GB/s {r.get('gemv_cfg')}"
                     f"  planar {r.get('planar_GBps', 0):7.0f} GB/s {r.get('planar_cfg')}"
+                    f"  a8 {r.get('a8_GBps', 0):7.0f} GB/s {r.get('a8_cfg')} err {r.get('a8_rel_err', 0):.1e}"
                     f"  cublas {r.get('cublas_GBps', 0):7.0f}  err {r.get('tc_rel_err', 0):.1e}",
                     flush=True,
                 )

@@ -18,6 +18,7 @@ from trico.engine.fused import FusedDecoderLayer, _concat_rows, fuse_model_
 from trico.engine.generator import Generator
 from trico.engine.kv_cache import StaticKVCache
 from trico.engine.sampler import Sampler
+from trico.errors import TricoError
 from trico.models.llama import build_model
 from trico.quant.qlinear import QLinear
 
@@ -71,6 +72,14 @@ def test_fused_layers_equal_reference_on_cpu():
     assert torch.equal(model(tokens), want)
 
 
+def test_parse_scheme_a8_suffix():
+    s = parse_scheme("int4-g128-a8")
+    assert (s.fmt, s.group_size, s.int8_activations) == ("uint4", 128, True)
+    assert not parse_scheme("int4-g128").int8_activations
+    with pytest.raises(TricoError, match="quantized"):
+        parse_scheme("bf16-a8")
+
+
 def test_parse_scheme():
     assert parse_scheme("int4-g128").fmt == "uint4" and parse_scheme("int4-g128").group_size == 128
     assert not parse_scheme("int3-g64-asym").symmetric
@@ -118,29 +127,40 @@ def test_graph_replay_matches_eager_step_on_gpu():
         assert float((replay - eager).norm() / eager.norm()) < 1e-2
 
 
-@pytest.mark.parametrize("scheme", [None, "int4-rtn-g32", "int8"])
+@pytest.mark.parametrize(
+    "scheme,a8",
+    [(None, False), ("int4-rtn-g32", False), ("int8", False), ("int4-rtn-g32", True), ("int8", True)],
+)
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="runs Triton kernels on CPU tensors")
 @torch.no_grad()
-def test_fused_decode_step_matches_reference_in_the_interpreter(scheme):
+def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, monkeypatch):
     """The CUDA decode path (rope + cache store in one kernel, flash-decoding, residual add inside the
-    down projection) run by the Triton interpreter on CPU gives the reference step's logits and cache."""
-    from trico.kernels import fused_on_cpu
+    down projection; with a8, int8-activation GEMVs) run by the Triton interpreter on CPU gives the
+    reference step's logits and cache."""
+    from trico.kernels import fused_on_cpu, int8_activations
+    from trico.kernels.gemv_a8 import gemv_a8
     from trico.quant.api import quantize
 
     cfg = tiny_config(dim=128, n_heads=4, n_kv_heads=2)  # head_dim 32: the one-kernel decode path
     model = build_model(cfg, dtype=torch.bfloat16)
     if scheme:
         quantize(model, scheme, progress=False)
-    caches = [StaticKVCache(cfg, 2, 16, dtype=torch.bfloat16) for _ in range(2)]
-    prompt = torch.randint(0, 256, (2, 5), generator=torch.Generator().manual_seed(0))
+    from trico.kernels import dispatch
+
+    calls = []
+    monkeypatch.setattr(dispatch, "gemv_a8", lambda *a, **k: calls.append(1) or gemv_a8(*a, **k))
+    batch = 1 if a8 else 2  # int8 activations serve one-row GEMVs
+    caches = [StaticKVCache(cfg, batch, 16, dtype=torch.bfloat16) for _ in range(2)]
+    prompt = torch.randint(0, 256, (batch, 5), generator=torch.Generator().manual_seed(0))
     for c in caches:
         model.prefill(prompt, torch.arange(5), c)
-    token, pos = torch.tensor([[7], [9]]), torch.tensor([5])
+    token, pos = torch.tensor([[7], [9]])[:batch], torch.tensor([5])
     want = model.decode(token, pos, caches[0])
     fuse_model_(model)
-    with fused_on_cpu():
+    with fused_on_cpu(), int8_activations(a8):
         got = model.decode(token, pos, caches[1])
-    assert float((got.float() - want.float()).norm() / want.float().norm()) < 2e-2
+    assert float((got.float() - want.float()).norm() / want.float().norm()) < (4e-2 if a8 else 2e-2)
+    assert len(calls) == (4 * cfg.n_layers if a8 else 0)
     # Position 5 is new (one fused QKV matmul vs three: bf16 rounding may differ); the rest untouched.
     for new, old in ((caches[1].k, caches[0].k), (caches[1].v, caches[0].v)):
         assert float((new[:, :, :, 5] - old[:, :, :, 5]).float().abs().max()) <= 0.05

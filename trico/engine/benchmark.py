@@ -9,6 +9,7 @@ decode speed does not depend on their values.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -17,7 +18,6 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,10 +28,11 @@ from trico.engine.generator import Generator
 from trico.engine.kv_cache import StaticKVCache
 from trico.engine.sampler import Sampler
 from trico.errors import TricoError
+from trico.kernels import int8_activations
 from trico.models.llama import Transformer
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class WeightScheme:
     """A benchmark weight format: QLinear format, group size (0 per tensor, -1 per channel), symmetry."""
 
@@ -40,13 +41,24 @@ class WeightScheme:
     """QLinear format, or None for plain bf16 nn.Linear."""
     group_size: int = -1
     symmetric: bool = True
+    int8_activations: bool = False
+    """Decode GEMVs quantize x to int8 (`-a8` suffix; see trico.kernels.gemv_a8)."""
 
 
 def parse_scheme(name: str) -> WeightScheme:
-    """'bf16', 'int8', 'int4-g128', 'int3-g128-asym', 'int2-g64', 'uint8-g128', 'tern2', 'tern1.6'."""
+    """'bf16', 'int8', 'int4-g128', 'int3-g128-asym', 'int2-g64', 'uint8-g128', 'tern2', 'tern1.6';
+    a quantized format with '-a8' runs its one-row decode GEMVs with int8 activations."""
     parts = name.split("-")
     sym = "asym" not in parts
-    parts = [p for p in parts if p not in ("asym", "sym")]
+    a8 = "a8" in parts
+    parts = [p for p in parts if p not in ("asym", "sym", "a8")]
+    if a8 and parts[0] == "bf16":
+        raise TricoError("'-a8' applies to quantized weight formats, not bf16")
+    return dataclasses.replace(_parse_weights(name, parts, sym), int8_activations=a8)
+
+
+def _parse_weights(name: str, parts: list[str], sym: bool) -> WeightScheme:
+    """The weight part of a benchmark format name."""
     group = -1
     for p in parts[1:]:
         if p.startswith("g") and p[1:].isdigit():
@@ -471,7 +483,10 @@ def run(
                         if m == "compile" and (b != batches[0] or ctx != contexts[0]):
                             continue
                         try:
-                            r = bench_decode(model, b, min(prompt, ctx), new_tokens, ctx, m, repeats, device)
+                            with int8_activations(scheme.int8_activations):
+                                r = bench_decode(
+                                    model, b, min(prompt, ctx), new_tokens, ctx, m, repeats, device
+                                )
                         except torch.cuda.OutOfMemoryError:
                             log(f"skip {model_name} {fmt_name} batch {b} ctx {ctx}: out of memory")
                             torch.cuda.empty_cache()
@@ -494,7 +509,7 @@ def run(
                         log(_row(r))
                         if out:  # written as it goes, so a run cut short keeps what it measured
                             write_results(results, out)
-            if prefill:
+            if prefill and not scheme.int8_activations:  # prefill never takes the one-row GEMV
                 try:
                     r = bench_prefill(model, prefill, repeats, device)
                     r.update(

@@ -2,6 +2,8 @@
 
 `torch_reference()` switches the CUDA fast paths (QLinear dispatch, decode attention) off for a
 block of code, so the GPU can run the exact torch reference path for A/B correctness checks.
+`int8_activations()` lets one-row decode GEMVs quantize x to int8 (per 32 codes) and multiply with
+`dp4a` (`gemv_a8.py`): faster, at int8 precision for the activations, so it is opt-in.
 `fused_on_cpu()` does the opposite for CPU tensors under `TRITON_INTERPRET=1`: the fused decoder
 block then runs its kernels in the interpreter, so CPU tests cover the CUDA code path.
 """
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-_STATE = {"enabled": True, "cpu": False}
+_STATE = {"enabled": True, "cpu": False, "a8": False}
 
 
 def kernels_enabled() -> bool:
@@ -48,3 +50,20 @@ def fused_on_cpu() -> Iterator[None]:
         yield
     finally:
         _STATE["cpu"] = prev
+
+
+def a8_enabled() -> bool:
+    """Whether one-row decode GEMVs may use int8 activations (inside int8_activations())."""
+    return _STATE["a8"]
+
+
+@contextmanager
+def int8_activations(on: bool = True) -> Iterator[None]:
+    """Let one-row decode GEMVs run with int8 activations within the block (a CUDA graph captured
+    inside keeps the choice)."""
+    prev = _STATE["a8"]
+    _STATE["a8"] = on
+    try:
+        yield
+    finally:
+        _STATE["a8"] = prev

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from trico.kernels import kernels_enabled
+from trico.kernels import a8_enabled, kernels_enabled
 from trico.kernels import qlinear as qk
 from trico.kernels.gemv import GEMV_BITS, GemvWordConfig, gemv_supported, gemv_words
+from trico.kernels.gemv_a8 import A8_BITS, A8Config, a8_fits, a8_supported, gemv_a8
 from trico.kernels.qgemm_tc import TcConfig, tc_qmm, tc_supported
 
 DECODE_MAX_ROWS = 64
@@ -76,6 +77,24 @@ def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
     return GemvWordConfig(16, 64, 4, 1)
 
 
+def a8_choice(pw: qk.PackedWeight) -> A8Config | None:
+    """The int8-activation GEMV's launch shape (inside int8_activations(), one row), per the H200 sweep.
+
+    benchmarks/results/gemv-a8-sweep-h200.json: wide layers (N > 8192) run one program per row tile
+    with 64-word steps (16 rows for 8- and 4-bit codes, 64 for 2-bit); narrow ones split K four ways.
+    """
+    if not a8_supported(pw):
+        return None
+    bits = A8_BITS[pw.fmt]
+    kw = pw.k * bits // 32
+    block_w = 64 if kw % 64 == 0 else 32 if kw % 32 == 0 else 16
+    if pw.n > 8192:
+        cfg = A8Config(16 if bits >= 4 else 64, block_w, 4, 1)
+    else:
+        cfg = A8Config({8: 16, 4: 32, 2: 64}[bits], block_w, 8 if bits == 8 else 4, 4)
+    return cfg if a8_fits(pw, cfg) else None
+
+
 def qlinear_forward(
     module: torch.nn.Module, x: torch.Tensor, residual: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -91,7 +110,10 @@ def qlinear_forward(
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     res2 = None if residual is None else residual.reshape(-1, module.out_features)
-    if x2.shape[0] <= DECODE_MAX_ROWS:
+    a8 = a8_choice(pw) if x2.shape[0] == 1 and a8_enabled() else None
+    if a8 is not None:
+        y = gemv_a8(x2, pw, a8, residual=res2)
+    elif x2.shape[0] <= DECODE_MAX_ROWS:
         m = x2.shape[0]
         words = word_gemv_choice(pw, m) if x2.is_cuda else None
         tc = tensor_core_choice(pw, m) if x2.is_cuda and words is None else None

@@ -1,0 +1,49 @@
+"""Launch one decode kernel a few times on a Llama layer shape, for Nsight Compute to read its counters.
+
+Example (on the GPU machine):
+    ncu --clock-control none --kernel-name regex:_gemv_kernel --launch-skip 2 --launch-count 1 \
+        --section SpeedOfLight --section WarpStateStats python benchmarks/ncu_target.py --fmt int4-g128
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from benchmarks.gemv_variants import FORMATS  # noqa: E402
+from benchmarks.kernels import make_weight  # noqa: E402
+from trico.kernels import dispatch  # noqa: E402
+from trico.kernels.gemv import gemv_words  # noqa: E402
+from trico.kernels.qgemm_tc import tc_qmm  # noqa: E402
+
+
+def main() -> int:
+    """Run the dispatched kernel of one format, shape and row count `--launches` times."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--fmt", default="int4-g128", help="a label of gemv_variants.FORMATS")
+    p.add_argument("--shape", default="22016x4096", help="NxK")
+    p.add_argument("--rows", default=1, type=int)
+    p.add_argument("--launches", default=4, type=int)
+    args = p.parse_args()
+    _, fmt, group, sym = next(f for f in FORMATS if f[0] == args.fmt)
+    n, k = (int(v) for v in args.shape.split("x"))
+    pw = make_weight(fmt, group, sym, n, k)
+    x = torch.randn(args.rows, k, device="cuda", dtype=torch.bfloat16)
+    words = dispatch.word_gemv_choice(pw, args.rows)
+    tc = dispatch.tensor_core_choice(pw, args.rows)
+    for _ in range(args.launches):
+        y = gemv_words(x, pw, words) if words is not None else tc_qmm(x, pw, tc)
+    torch.cuda.synchronize()
+    print(
+        f"{args.fmt} {n}x{k} rows {args.rows}: {'word GEMV ' + str(words) if words else 'tensor-core ' + str(tc)}"
+    )
+    return 0 if y.isfinite().all() else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

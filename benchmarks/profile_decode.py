@@ -34,6 +34,7 @@ from trico.engine.cuda_graphs import enable_fast_decode  # noqa: E402
 from trico.engine.generator import Generator  # noqa: E402
 from trico.engine.kv_cache import StaticKVCache  # noqa: E402
 from trico.engine.sampler import Sampler  # noqa: E402
+from trico.kernels import int8_activations  # noqa: E402
 
 
 def _short(name: str) -> str:
@@ -53,8 +54,9 @@ def profile_format(model, fmt: str, batch: int, prompt: int, steps: int, decode:
     gen = Generator(model, cache, Sampler(device=torch.device("cuda")))
     enable_fast_decode(gen, decode)
     gen.prefill(torch.randint(0, config.vocab_size, (batch, prompt), device="cuda"))
-    for _ in range(3):
-        gen.decode()
+    with int8_activations(scheme.int8_activations):  # the graph captured here keeps the choice
+        for _ in range(3):
+            gen.decode()
     torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     walls = []

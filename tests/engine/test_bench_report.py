@@ -53,18 +53,45 @@ def test_render_tables(tmp_path):
 
 
 def test_acceptance_lines_pass_and_fail_from_one_run():
-    run = {"model": "llama-2-7b", "_file": "decode-llama-2-7b-h100.json", "prompt": 2048}
+    run = {"model": "llama-2-7b", "_file": "decode-llama-2-7b-h200.json", "prompt": 2048}
+    run.update(date="2026-11-29", gpu="H200", git_sha="abc")
+    hf = {"name": "hf", "tok_s": 116.0}
     rows = [
-        dict(run, bench="decode", scheme="bf16", batch=1, tok_s=210.0, mbu=0.8, speedup_vs_baseline=1.8),
+        dict(
+            run,
+            bench="decode",
+            scheme="bf16",
+            batch=1,
+            tok_s=210.0,
+            mbu=0.8,
+            speedup_vs_baseline=1.8,
+            baseline=hf,
+        ),
         dict(run, bench="decode", scheme="bf16", batch=16, tok_s=1000.0),
         dict(run, bench="decode", scheme="int4-g128", batch=16, tok_s=3000.0),
         dict(run, bench="prefill", scheme="bf16", batch=1, ttft_ms=50.0, mfu=0.65),
         dict(run, bench="prefill", scheme="int4-g128", batch=1, ttft_ms=100.0),
-        dict(run, bench="decode", scheme="int8", batch=1, tok_s=999.0, _file="other.json"),
+        dict(run, bench="decode", scheme="int8", batch=1, tok_s=999.0, _file="other.json", git_sha="old"),
+        dict(run, bench="decode", scheme="int4-g128", batch=1, tok_s=300.0),
+        dict(run, bench="decode", scheme="int4-g128-a8", batch=1, tok_s=650.0, _file="a8.json"),
+        # an older full run is not the one checked
+        dict(
+            run,
+            bench="decode",
+            scheme="bf16",
+            batch=1,
+            tok_s=100.0,
+            baseline=hf,
+            date="2026-11-01",
+            _file="old.json",
+        ),
     ]
     text = "\n".join(report.acceptance(rows))
+    assert "computed from `decode-llama-2-7b-h200.json`" in text
     assert "**PASS** bf16 batch-1 tok/s: 210.0" in text
     assert "**FAIL** bf16 MBU" in text
     assert "**PASS** batch 16: int4-g128 total tok/s over bf16's: 3.00" in text
     assert "**FAIL** prefill int4-g128 speed over bf16's: 0.50" in text
     assert "**MISSING** int8 batch-1 tok/s" in text  # rows of other runs are not mixed in
+    assert "**FAIL** int4-g128 batch-1 tok/s: 300.0" in text
+    assert "**PASS** int4-g128 batch-1 tok/s with int8 activations (`a8.json`): 650.0" in text

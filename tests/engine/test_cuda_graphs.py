@@ -166,3 +166,20 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, monk
         assert float((new[:, :, :, 5] - old[:, :, :, 5]).float().abs().max()) <= 0.05
         assert float(old[:, :, :, 5].float().abs().max()) > 0.05
         assert torch.equal(new[:, :, :, :5], old[:, :, :, :5])
+
+
+def test_int8_activation_step_wrapper_sets_the_mode_only_inside_the_step():
+    from trico.engine.cuda_graphs import _with_int8_activations
+    from trico.kernels import a8_enabled
+
+    seen = []
+    step = _with_int8_activations(lambda t, p: seen.append(a8_enabled()) or t)
+    assert step(torch.zeros(1), torch.zeros(1)) is not None and seen == [True]
+    assert not a8_enabled()
+
+
+def test_int8_activations_leave_cpu_decoding_unchanged():
+    model = build_model(tiny_config(), dtype=torch.float32)
+    gen = Generator(model, StaticKVCache(model.config, 1, 32), Sampler())
+    enable_fast_decode(gen, int8_activations=True)
+    assert gen.decode_step == gen._decode_step

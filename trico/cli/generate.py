@@ -30,6 +30,13 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
         help="extra stop token (its text, e.g. '<|im_end|>'); repeatable; eos always stops",
     )
     p.add_argument("--max-context", type=int, default=2048, help="KV-cache length (prompt + reply)")
+    p.add_argument(
+        "--int8-activations",
+        action="store_true",
+        help="CUDA, quantized checkpoints: decode GEMVs quantize activations to int8 per 32 values and "
+        "multiply with dp4a (about 1.2-1.4x faster int4/ternary decode; costs some accuracy, see "
+        "docs/a8-quality.md); ignored on CPU",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -146,7 +153,7 @@ def run_generate(args: argparse.Namespace) -> int:
             f"prompt is {len(prompt_ids)} tokens, longer than the context of "
             f"{min(args.max_context, loaded.config.max_seq_len)} tokens"
         )
-    gen = make_generator(loaded, args.max_context, sampling)
+    gen = make_generator(loaded, args.max_context, sampling, args.int8_activations)
     stream = not (args.no_stream or args.json)
     reply, stats = _reply(gen, tok, prompt_ids, args, stream)
     if args.json:
@@ -167,7 +174,7 @@ def run_chat(args: argparse.Namespace) -> int:
     tok = loaded.tokenizer
     if tok is None:
         raise TricoError(f"{loaded.source}: the checkpoint has no tokenizer")
-    gen = make_generator(loaded, args.max_context, sampling)
+    gen = make_generator(loaded, args.max_context, sampling, args.int8_activations)
     turns: list[dict[str, str]] = []
     interactive = sys.stdin.isatty()
     print(f"trico chat with {loaded.config.name} — /reset to start over, /exit to leave", file=sys.stderr)

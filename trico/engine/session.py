@@ -8,8 +8,13 @@ from trico.engine.sampler import Sampler, SamplingParams
 from trico.io.loader import LoadedModel
 
 
-def make_generator(loaded: LoadedModel, max_len: int, params: SamplingParams | None = None) -> Generator:
-    """A batch-1 Generator over a cache of max_len positions (capped at the model's context)."""
+def make_generator(
+    loaded: LoadedModel, max_len: int, params: SamplingParams | None = None, int8_activations: bool = False
+) -> Generator:
+    """A batch-1 Generator over a cache of max_len positions (capped at the model's context).
+
+    int8_activations: on CUDA, quantized layers decode with int8 activations (see enable_fast_decode).
+    """
     model = loaded.model
     weight = next(model.parameters())
     max_len = min(max_len, loaded.config.max_seq_len)
@@ -18,5 +23,5 @@ def make_generator(loaded: LoadedModel, max_len: int, params: SamplingParams | N
     gen = Generator(model, cache, Sampler(params, device=weight.device))
     from trico.engine.cuda_graphs import enable_fast_decode
 
-    enable_fast_decode(gen)  # CUDA: fused layers + graph-captured decode step; CPU: unchanged
+    enable_fast_decode(gen, int8_activations=int8_activations)  # CUDA: fused + graphed; CPU: unchanged
     return gen

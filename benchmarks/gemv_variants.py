@@ -23,7 +23,6 @@ import torch  # noqa: E402
 from benchmarks.kernels import make_weight, nbytes  # noqa: E402
 from trico.kernels import gemv as gw  # noqa: E402
 from trico.kernels import gemv_a8 as ga  # noqa: E402
-from trico.kernels import gemv_planar as gp  # noqa: E402
 from trico.kernels import qgemm_tc as tc  # noqa: E402
 from trico.kernels import qlinear as qk  # noqa: E402
 
@@ -105,23 +104,6 @@ def run_case(
 
     rows = sweep(tc.tc_candidates(first, m) if "tc" in families else [], tc.tc_qmm, "tc")
     out["tc_all"] = rows
-    if m == 1 and "planar" in families and gp.planar_supported(first):
-        planars = [gp.to_planar(pw) for pw in pws]
-        prows = []
-        for c in gp.planar_candidates(planars[0])[:: 4 if quick else 1]:
-            try:
-                ms = graph_ms([lambda i=i, c=c: gp.gemv_planar(xs[i], planars[i], c) for i in range(copies)])
-            except Exception as exc:  # noqa: BLE001 - a shape the compiler refuses is skipped, and said
-                print(f"  planar {c} failed: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
-                continue
-            prows.append({"cfg": list(dataclasses.astuple(c)), "ms": ms / copies})
-        prows.sort(key=lambda r: r["ms"])
-        out["planar_all"] = prows[:8]
-        if prows:
-            out["planar_ms"], out["planar_cfg"] = prows[0]["ms"], prows[0]["cfg"]
-            best = gp.gemv_planar(xs[0], planars[0], gp.PlanarConfig(*prows[0]["cfg"]))
-            out["planar_rel_err"] = rel(best)
-        del planars
     if m == 1 and "a8" in families and ga.a8_supported(first):
         cands = [c for c in ga.a8_candidates(first) if ga.a8_fits(first, c)]
         arows = sweep(cands, ga.gemv_a8, "a8")
@@ -142,7 +124,7 @@ def run_case(
         b = rows[0]["cfg"]
         out["tc_ms"], out["tc_cfg"] = rows[0]["ms"], b
         out["tc_rel_err"] = rel(tc.tc_qmm(xs[0], pws[0], tc.TcConfig(*b)))
-    for key in ("cublas_ms", "qmm_ms", "tc_ms", "gemv_ms", "planar_ms", "a8_ms"):
+    for key in ("cublas_ms", "qmm_ms", "tc_ms", "gemv_ms", "a8_ms"):
         if key in out and out[key] < math.inf:
             out[key.replace("_ms", "_GBps")] = wbytes / (out[key] * 1e-3) / 1e9
     return out
@@ -185,7 +167,6 @@ def main() -> int:
                     f"{label:15s} {n:6d}x{k:<6d} m={m:<3d} qmm {r.get('qmm_GBps', 0):7.0f} GB/s"
                     f"  tc {r.get('tc_GBps', 0):7.0f} GB/s {r.get('tc_cfg')}"
                     f"  gemv {r.get('gemv_GBps', 0):7.0f} GB/s {r.get('gemv_cfg')}"
-                    f"  planar {r.get('planar_GBps', 0):7.0f} GB/s {r.get('planar_cfg')}"
                     f"  a8 {r.get('a8_GBps', 0):7.0f} GB/s {r.get('a8_cfg')} err {r.get('a8_rel_err', 0):.1e}"
                     f"  cublas {r.get('cublas_GBps', 0):7.0f}  err {r.get('tc_rel_err', 0):.1e}",
                     flush=True,

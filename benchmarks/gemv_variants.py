@@ -147,8 +147,8 @@ def main() -> int:
     p.add_argument("--formats", default=",".join(f[0] for f in FORMATS))
     p.add_argument(
         "--families",
-        default="qmm,tc,gemv,planar",
-        help="kernel families to sweep: qmm, tc, gemv (or gemv-chosen: the dispatched shape only), planar",
+        default="qmm,tc,gemv,a8",
+        help="kernel families to sweep: qmm, tc, gemv (or gemv-chosen: the dispatched shape only), a8",
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()

@@ -121,7 +121,7 @@ if triton is not None:
     @triton.jit
     def _dp4a(a, b, c, SIGNED_A: tl.constexpr, ASM: tl.constexpr):
         """c + sum over 4 bytes of a * b (b signed; a signed or unsigned), one instruction on the GPU."""
-        if ASM:
+        if ASM:  # (one call per signedness: Triton takes the assembly text only as a literal)
             if SIGNED_A:
                 out = tl.inline_asm_elementwise(
                     "dp4a.s32.s32 $0, $1, $2, $3;",

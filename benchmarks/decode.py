@@ -16,8 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch  # noqa: E402
+
 from trico.engine.benchmark import run, table, write_results  # noqa: E402
 from trico.engine.device import resolve_device  # noqa: E402
+from trico.kernels import programmatic_launch  # noqa: E402
 
 
 def _ints(s: str) -> list[int]:
@@ -47,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--compare-compile", action="store_true", help="also time torch.compile for bf16, first batch"
     )
     p.add_argument("--repeats", default=3, type=int)
+    p.add_argument(
+        "--pdl",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="launch decode kernels with programmatic dependent launch on Hopper+ (recorded per result)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="benchmarks/results/decode.json")
     return p
@@ -56,7 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run the grid, write the JSON, print the table last."""
     args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
-    results = run(
+    with programmatic_launch(args.pdl):
+        results = _run(args, device)
+    path = write_results(results, args.out)
+    print(f"\nwrote {len(results)} results to {path}\n")
+    print(table(results))
+    return 0
+
+
+def _run(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """The grid of the parsed command line."""
+    return run(
         models=[m for m in args.models.split(",") if m],
         formats=[f for f in args.formats.split(",") if f],
         batches=args.batches,
@@ -73,10 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         log=lambda s: print(s, flush=True),
         out=args.out,
     )
-    path = write_results(results, args.out)
-    print(f"\nwrote {len(results)} results to {path}\n")
-    print(table(results))
-    return 0
 
 
 if __name__ == "__main__":

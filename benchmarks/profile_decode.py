@@ -4,9 +4,13 @@ Runs the CUDA-graph decode step of a random-weight model (as benchmarks/decode.p
 torch.profiler and groups the kernels of a few replayed steps by name. The gap between the step's
 wall time and the summed kernel time is launch latency and tails, which fusing kernels removes.
 
+With `--pdl on,off` every format is profiled with and without programmatic dependent launch
+(trico/kernels/pdl.py), for a same-run comparison; under PDL a kernel's time includes the wait for
+its predecessor, so compare the wall times, not the kernel sums.
+
 Example (on the GPU machine):
     python benchmarks/profile_decode.py --model llama-2-7b --formats bf16,int8,int4-g128,tern2 \
-        --out /tmp/profile.json
+        --pdl on,off --out /tmp/profile.json
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from trico.engine.cuda_graphs import enable_fast_decode  # noqa: E402
 from trico.engine.generator import Generator  # noqa: E402
 from trico.engine.kv_cache import StaticKVCache  # noqa: E402
 from trico.engine.sampler import Sampler  # noqa: E402
-from trico.kernels import int8_activations  # noqa: E402
+from trico.kernels import int8_activations, programmatic_launch  # noqa: E402
 
 
 def _short(name: str) -> str:
@@ -45,8 +49,15 @@ def _short(name: str) -> str:
 
 
 @torch.no_grad()
-def profile_format(model, fmt: str, batch: int, prompt: int, steps: int, decode: str) -> dict:  # noqa: ANN001
+def profile_format(model, fmt: str, batch: int, prompt: int, steps: int, decode: str, pdl: bool) -> dict:  # noqa: ANN001
     """Kernels of `steps` graph-replayed decode steps of one weight format."""
+    with programmatic_launch(pdl):  # the graph captured inside keeps the choice
+        row = _profile(model, fmt, batch, prompt, steps, decode)
+    return {**row, "pdl": pdl}
+
+
+def _profile(model, fmt: str, batch: int, prompt: int, steps: int, decode: str) -> dict:  # noqa: ANN001
+    """profile_format under the current launch settings."""
     scheme = parse_scheme(fmt)
     originals = swap_linears(model, scheme)
     config = model.config
@@ -121,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", default=20, type=int)
     p.add_argument("--decode", default="graph", choices=["graph", "eager"])
     p.add_argument("--top", default=14, type=int)
+    p.add_argument("--pdl", default="on", help="comma-separated: on, off (both: a same-run A/B)")
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -128,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model = build_random_model(model_config(args.model), torch.device("cuda"))
     rows = []
-    for fmt in [f for f in args.formats.split(",") if f]:
-        r = profile_format(model, fmt, args.batch, args.prompt, args.steps, args.decode)
+    pdls = [{"on": True, "off": False}[v] for v in args.pdl.split(",") if v]
+    for fmt, pdl in [(f, v) for f in args.formats.split(",") if f for v in pdls]:
+        r = profile_format(model, fmt, args.batch, args.prompt, args.steps, args.decode, pdl)
         rows.append(r)
         print(
-            f"\n{args.model} {fmt} b{args.batch}: wall {r['wall_us_per_step']:.0f} us/step, kernels "
+            f"\n{args.model} {fmt} b{args.batch} pdl {'on' if pdl else 'off'}: wall {r['wall_us_per_step']:.0f} us/step, kernels "
             f"{r['kernel_us_per_step']:.0f} us in {r['kernels_per_step']:.0f} launches, idle {r['idle_us_per_step']:.0f} us"
         )
         for k in r["kernels"][: args.top]:

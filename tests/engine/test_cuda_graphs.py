@@ -135,7 +135,7 @@ def test_graph_replay_matches_eager_step_on_gpu():
 @torch.no_grad()
 def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, monkeypatch):
     """The CUDA decode path (rope + cache store in one kernel, flash-decoding, residual add inside the
-    down projection; with a8, int8-activation GEMVs) run by the Triton interpreter on CPU gives the
+    down projection; with a8, int8-activation GEMVs fed by their producers) run by the Triton interpreter on CPU gives the
     reference step's logits and cache."""
     from trico.kernels import fused_on_cpu, int8_activations
     from trico.kernels.gemv_a8 import gemv_a8
@@ -148,7 +148,10 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, monk
     from trico.kernels import dispatch
 
     calls = []
-    monkeypatch.setattr(dispatch, "gemv_a8", lambda *a, **k: calls.append(1) or gemv_a8(*a, **k))
+    # Every int8-activation GEMV must get its x already quantized by the kernel that produced it.
+    monkeypatch.setattr(
+        dispatch, "gemv_a8", lambda *a, **k: calls.append(k.get("quantized") is not None) or gemv_a8(*a, **k)
+    )
     batch = 1 if a8 else 2  # int8 activations serve one-row GEMVs
     caches = [StaticKVCache(cfg, batch, 16, dtype=torch.bfloat16) for _ in range(2)]
     prompt = torch.randint(0, 256, (batch, 5), generator=torch.Generator().manual_seed(0))
@@ -160,7 +163,7 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, monk
     with fused_on_cpu(), int8_activations(a8):
         got = model.decode(token, pos, caches[1])
     assert float((got.float() - want.float()).norm() / want.float().norm()) < (4e-2 if a8 else 2e-2)
-    assert len(calls) == (4 * cfg.n_layers if a8 else 0)
+    assert calls == ([True] * 4 * cfg.n_layers if a8 else [])
     # Position 5 is new (one fused QKV matmul vs three: bf16 rounding may differ); the rest untouched.
     for new, old in ((caches[1].k, caches[0].k), (caches[1].v, caches[0].v)):
         assert float((new[:, :, :, 5] - old[:, :, :, 5]).float().abs().max()) <= 0.05

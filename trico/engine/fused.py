@@ -67,7 +67,19 @@ def _concat_rows(mods: list[nn.Module]) -> nn.Module | None:
     return fused
 
 
-def _project(mod: nn.Module, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+def _a8_input(mod: nn.Module | None, x: torch.Tensor):  # noqa: ANN202 - QuantizedX | None
+    """Buffers for x quantized by its producer if `mod` will take it through the int8-activation GEMV."""
+    from trico.kernels.dispatch import a8_input
+
+    return None if mod is None else a8_input(mod, x)
+
+
+def _project(
+    mod: nn.Module,
+    x: torch.Tensor,
+    residual: torch.Tensor | None = None,
+    quantized=None,  # noqa: ANN001 - trico.kernels.gemv_a8.QuantizedX from _a8_input
+) -> torch.Tensor:
     """A projection (+ residual, added inside the kernel where one runs); fused-path callers only.
 
     Dense bf16/fp16 weights go through the kernel dispatcher (Triton skinny GEMM or cuBLAS).
@@ -79,7 +91,7 @@ def _project(mod: nn.Module, x: torch.Tensor, residual: torch.Tensor | None = No
     from trico.quant.qlinear import QLinear
 
     if isinstance(mod, QLinear):
-        return qlinear_forward(mod, x, residual)
+        return qlinear_forward(mod, x, residual, quantized)
     y = mod(x)
     return y if residual is None else residual + y
 
@@ -136,31 +148,43 @@ class FusedDecoderLayer(nn.Module):
         qkv_proj, gu_proj = self._projections()
         b, t, _ = x.shape
         hd, nq, nkv = attn.head_dim, attn.n_heads, attn.n_kv_heads
-        xn, _ = rmsnorm(x.contiguous(), self.input_layernorm.weight, self.input_layernorm.eps)
+        # With int8 activations each projection's x is quantized by the kernel that produces it.
+        xq = _a8_input(qkv_proj, x)
+        xn, _ = rmsnorm(
+            x.contiguous(), self.input_layernorm.weight, self.input_layernorm.eps, quantized_out=xq
+        )
+        oq = None
         if qkv_proj is not None and _single_token_cache(cache, x, hd):
             # Decode: rotate q, k and write k, v into the cache in one kernel, then flash-decoding.
             from trico.kernels.decode_attention import decode_attention
             from trico.kernels.rope import rope_qkv_store
 
             kc, vc = cache.k[attn.layer_idx], cache.v[attn.layer_idx]
-            q = rope_qkv_store(_project(qkv_proj, xn), cos, sin, kc, vc, input_pos, nq, nkv)
-            o = decode_attention(q, kc, vc, input_pos).view(b, t, nq * hd)
+            q = rope_qkv_store(_project(qkv_proj, xn, quantized=xq), cos, sin, kc, vc, input_pos, nq, nkv)
+            oq = _a8_input(attn.o_proj, x)
+            o = decode_attention(q, kc, vc, input_pos, quantized_out=oq).view(b, t, nq * hd)
         else:
-            o = self._attention(xn, cos, sin, input_pos, cache, qkv_proj)
-        o = _project(attn.o_proj, o)
+            o = self._attention(xn, cos, sin, input_pos, cache, qkv_proj, xq)
+        o = _project(attn.o_proj, o, quantized=oq)
+        hq = _a8_input(gu_proj, x)
         hn, h = rmsnorm(
             o.contiguous(),
             self.post_attention_layernorm.weight,
             self.post_attention_layernorm.eps,
             residual=x.contiguous(),
+            quantized_out=hq,
         )
         if gu_proj is not None:
-            act = silu_mul_packed(_project(gu_proj, hn))
+            aq = _a8_input(mlp.down_proj, x)
+            act = silu_mul_packed(_project(gu_proj, hn, quantized=hq), quantized_out=aq)
         else:
+            aq = None
             act = silu_mul(_project(mlp.gate_proj, hn), _project(mlp.up_proj, hn))
-        return _project(mlp.down_proj, act, residual=h)  # the residual add happens in the kernel
+        return _project(
+            mlp.down_proj, act, residual=h, quantized=aq
+        )  # the residual add happens in the kernel
 
-    def _attention(self, xn, cos, sin, input_pos, cache, qkv_proj):  # noqa: ANN001, ANN202
+    def _attention(self, xn, cos, sin, input_pos, cache, qkv_proj, xq=None):  # noqa: ANN001, ANN202
         """Attention of a chunk of tokens (prefill, or a cache the one-kernel decode path does not take)."""
         from trico.kernels.rope import rope
 
@@ -168,7 +192,7 @@ class FusedDecoderLayer(nn.Module):
         b, t, _ = xn.shape
         hd, nq, nkv = attn.head_dim, attn.n_heads, attn.n_kv_heads
         if qkv_proj is not None:
-            qkv = _project(qkv_proj, xn)
+            qkv = _project(qkv_proj, xn, quantized=xq)
             q_, k_, v = qkv.split([nq * hd, nkv * hd, nkv * hd], dim=-1)
         else:
             q_, k_, v = _project(attn.q_proj, xn), _project(attn.k_proj, xn), _project(attn.v_proj, xn)

@@ -1,12 +1,14 @@
 """trico.kernels: Triton kernels, each file = kernel + launcher + plain-torch reference.
 
-Three switches, each a context manager over a block of code:
+Four switches, each a context manager over a block of code:
 - `torch_reference()` turns the CUDA fast paths (QLinear dispatch, decode attention) off, so the
   GPU can run the exact torch reference path for A/B correctness checks;
 - `int8_activations()` lets one-row decode GEMVs quantize x to int8 (per 32 codes) and multiply
   with `dp4a` (`gemv_a8.py`): faster, at int8 precision for the activations, so it is opt-in;
 - `fused_on_cpu()` runs the fused decoder block on CPU tensors under `TRITON_INTERPRET=1`, so CPU
-  tests cover the CUDA code path.
+  tests cover the CUDA code path;
+- `programmatic_launch(False)` launches the decode kernels without programmatic dependent launch
+  (`pdl.py`), for same-run A/B timing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-_STATE = {"enabled": True, "cpu": False, "a8": False}
+_STATE = {"enabled": True, "cpu": False, "a8": False, "pdl": True}
 
 
 @contextmanager
@@ -60,3 +62,13 @@ def int8_activations(on: bool = True) -> AbstractContextManager[None]:
     """Let one-row decode GEMVs run with int8 activations within the block (a CUDA graph captured
     inside keeps the choice)."""
     return _switched("a8", on)
+
+
+def pdl_allowed() -> bool:
+    """Whether kernels may use programmatic dependent launch (False inside programmatic_launch(False))."""
+    return _STATE["pdl"]
+
+
+def programmatic_launch(on: bool = True) -> AbstractContextManager[None]:
+    """Allow or forbid programmatic dependent launch within the block (a captured CUDA graph keeps it)."""
+    return _switched("pdl", on)

@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from trico.kernels.gemv_a8 import QuantizedX
+from trico.kernels.pdl import launch_kwargs, wait_for_producer
 from trico.kernels.qlinear import INTERPRET
 
 try:
@@ -22,6 +24,9 @@ try:
 except ImportError:
     triton = None
     tl = None
+
+if triton is not None:
+    from trico.kernels.gemv_a8 import a8_quantize_store, a8_source
 
 
 def decode_attention_reference(
@@ -71,7 +76,9 @@ if triton is not None:
         BLOCK_L: tl.constexpr,
         QUANT: tl.constexpr,
         DOT_F32: tl.constexpr,
+        PDL: tl.constexpr,
     ):
+        wait_for_producer(PDL)
         bh = tl.program_id(0)
         split = tl.program_id(1)
         b = bh // HKV
@@ -127,19 +134,39 @@ if triton is not None:
 
     @triton.jit
     def _combine_kernel(
-        o_ptr, lse_ptr, out_ptr, H, stride_ob, stride_oh, NSPLIT: tl.constexpr, D: tl.constexpr
+        o_ptr,
+        lse_ptr,
+        out_ptr,
+        q_ptr,
+        s_ptr,
+        H,
+        stride_ob,
+        stride_oh,
+        NSPLIT: tl.constexpr,
+        D: tl.constexpr,
+        A8_QB: tl.constexpr,
+        A8_CPW: tl.constexpr,
+        PDL: tl.constexpr,
     ):
+        wait_for_producer(PDL)
         bh = tl.program_id(0)
         offs_s = tl.arange(0, NSPLIT)
-        offs_d = tl.arange(0, D)
+        slots = tl.arange(0, D)
+        if A8_QB > 0:  # each lane combines the channel its int8 GEMV byte slot needs (see rmsnorm.py)
+            offs_d = a8_source(slots, A8_CPW)
+        else:
+            offs_d = slots
         lse = tl.load(lse_ptr + bh * NSPLIT + offs_s)
         m = tl.max(lse, axis=0)
         w = tl.exp(lse - m)  # splits without keys have lse = -inf, weight 0
         o = tl.load(o_ptr + (bh * NSPLIT + offs_s)[:, None] * D + offs_d[None, :])
-        res = tl.sum(o * w[:, None], axis=0) / tl.sum(w, axis=0)
+        res = (tl.sum(o * w[:, None], axis=0) / tl.sum(w, axis=0)).to(out_ptr.dtype.element_ty)
         b = bh // H
         h = bh % H
-        tl.store(out_ptr + b * stride_ob + h * stride_oh + offs_d, res.to(out_ptr.dtype.element_ty))
+        tl.store(out_ptr + b * stride_ob + h * stride_oh + offs_d, res)
+        if A8_QB > 0:  # heads are whole activation blocks: the GEMV row of batch b is its H * D values
+            every = tl.full([D], 1, tl.int1)
+            a8_quantize_store(res, b * H * D + h * D + slots, every, q_ptr, s_ptr, D, A8_QB)
 
 
 def num_splits(batch: int, kv_heads: int, max_len: int, block_l: int = 64, n_sm: int = 132) -> int:
@@ -160,8 +187,13 @@ def decode_attention(
     k_scale: torch.Tensor | None = None,
     v_scale: torch.Tensor | None = None,
     block_l: int = 64,
+    quantized_out: QuantizedX | None = None,
 ) -> torch.Tensor:
-    """Attention of q [B, H, D] over k, v [B, Hkv, L, D] at positions 0..pos (pos: 1-element device tensor)."""
+    """Attention of q [B, H, D] over k, v [B, Hkv, L, D] at positions 0..pos (pos: 1-element device tensor).
+
+    `quantized_out` (from `new_quantized_x`, [B, H * D]) also receives the output quantized for the
+    int8-activation GEMV of the output projection.
+    """
     assert triton is not None, "Triton is not installed"
     bsz, h, d = q.shape
     _, hkv, max_len, dk = k.shape
@@ -207,6 +239,24 @@ def decode_attention(
         DOT_F32=INTERPRET,
         num_warps=4,
         num_stages=3,
+        **launch_kwargs(q),
     )
-    _combine_kernel[(bsz * h,)](o_part, lse, out, h, out.stride(0), out.stride(1), NSPLIT=nsplit, D=d)
+    a8 = quantized_out
+    if a8 is not None:
+        assert a8.q.shape == (bsz, h * d) and d % a8.qb == 0, f"quantized_out must be [{bsz}, {h * d}]"
+    _combine_kernel[(bsz * h,)](
+        o_part,
+        lse,
+        out,
+        a8.q if a8 is not None else out,
+        a8.s if a8 is not None else out,
+        h,
+        out.stride(0),
+        out.stride(1),
+        NSPLIT=nsplit,
+        D=d,
+        A8_QB=a8.qb if a8 is not None else 0,
+        A8_CPW=32 // a8.bits if a8 is not None else 4,
+        **launch_kwargs(q),
+    )
     return out

@@ -8,7 +8,15 @@ import torch.nn.functional as F
 from trico.kernels import a8_enabled, kernels_enabled
 from trico.kernels import qlinear as qk
 from trico.kernels.gemv import GEMV_BITS, GemvWordConfig, gemv_supported, gemv_words
-from trico.kernels.gemv_a8 import A8_BITS, A8Config, a8_fits, a8_supported, gemv_a8
+from trico.kernels.gemv_a8 import (
+    A8_BITS,
+    A8Config,
+    QuantizedX,
+    a8_fits,
+    a8_supported,
+    gemv_a8,
+    new_quantized_x,
+)
 from trico.kernels.qgemm_tc import TcConfig, tc_qmm, tc_supported
 
 DECODE_MAX_ROWS = 64
@@ -95,12 +103,35 @@ def a8_choice(pw: qk.PackedWeight) -> A8Config | None:
     return cfg if a8_fits(pw, cfg) else None
 
 
+def a8_input(module: torch.nn.Module, x: torch.Tensor) -> QuantizedX | None:
+    """Empty int8 buffers for x if `qlinear_forward(module, x)` will run the int8-activation GEMV, else None.
+
+    The kernel producing x fills them (RMSNorm, SiLU gate, attention combine), so the GEMV skips its
+    own quantization launch.
+    """
+    from trico.quant.qlinear import QLinear
+
+    rows = x.numel() // x.shape[-1]
+    if not (isinstance(module, QLinear) and rows == 1 and a8_enabled() and kernels_enabled()):
+        return None
+    if not supported(module):
+        return None
+    pw = packed_view(module)
+    if a8_choice(pw) is None:
+        return None
+    return new_quantized_x(1, pw.k, A8_BITS[pw.fmt], x.device)
+
+
 def qlinear_forward(
-    module: torch.nn.Module, x: torch.Tensor, residual: torch.Tensor | None = None
+    module: torch.nn.Module,
+    x: torch.Tensor,
+    residual: torch.Tensor | None = None,
+    quantized: QuantizedX | None = None,
 ) -> torch.Tensor:
     """y = x @ W^T (+ residual, added in the kernel where it can) for a QLinear on CUDA.
 
-    Formats without a kernel (w8a8) use the module's reference.
+    Formats without a kernel (w8a8) use the module's reference. `quantized` is x as `a8_input`
+    prepared it and a producer kernel filled it.
     """
     if not supported(module) or not kernels_enabled():
         return _add(module.reference_forward(x), residual)
@@ -112,7 +143,7 @@ def qlinear_forward(
     res2 = None if residual is None else residual.reshape(-1, module.out_features)
     a8 = a8_choice(pw) if x2.shape[0] == 1 and a8_enabled() else None
     if a8 is not None:
-        y = gemv_a8(x2, pw, a8, residual=res2)
+        y = gemv_a8(x2, pw, a8, residual=res2, quantized=quantized)
     elif x2.shape[0] <= DECODE_MAX_ROWS:
         m = x2.shape[0]
         words = word_gemv_choice(pw, m) if x2.is_cuda else None

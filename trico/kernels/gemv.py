@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from trico.kernels.epilogue import check_residual, split_workspace
+from trico.kernels.pdl import launch_kwargs, wait_for_producer
 from trico.kernels.qlinear import PackedWeight, triton
 
 if triton is not None:
@@ -153,6 +154,7 @@ if triton is not None:
         BLOCK_W: tl.constexpr,
         SPLIT_K: tl.constexpr,
         HAS_RES: tl.constexpr,
+        PDL: tl.constexpr,
     ):
         # Full tiles load without a mask along K (a mask there would stop 16-byte vector loads); the
         # last partial tile of a split, if any, runs once more with one.
@@ -177,6 +179,7 @@ if triton is not None:
             mask=mask_n[:, None] & (zero + w_lo < w_full),
             other=0,
         )
+        wait_for_producer(PDL)  # the first weight tile is on its way; x and y belong to other kernels
         for w0 in range(w_lo, w_full, BLOCK_W):
             ww = w0 + tl.arange(0, BLOCK_W)
             u = u_next
@@ -304,5 +307,6 @@ def gemv_words(
         HAS_RES=residual is not None,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
+        **launch_kwargs(x),
     )
     return y

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from trico.kernels.epilogue import check_residual, split_workspace
+from trico.kernels.pdl import launch_kwargs, wait_for_producer
 from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 
 if triton is not None:
@@ -97,26 +98,72 @@ def gemv_a8_reference(
     return (xa @ w.t()).to(x.dtype)
 
 
+@dataclass(frozen=True)
+class QuantizedX:
+    """x quantized for the int8-activation GEMV: codes [M, K] in its byte order and fp32 scales [M, K / QB].
+
+    Producer kernels (RMSNorm, SiLU gate, attention combine) can fill one while writing x, which
+    saves the GEMV a separate quantization launch.
+    """
+
+    q: torch.Tensor
+    s: torch.Tensor
+    bits: int
+    """Bits per weight code of the GEMV this is for (sets the byte order and QB)."""
+
+    @property
+    def qb(self) -> int:
+        """Codes of x per scale."""
+        return self.q.shape[1] // self.s.shape[1]
+
+
+def new_quantized_x(rows: int, k: int, bits: int, device: torch.device) -> QuantizedX:
+    """Empty buffers for x [rows, K] quantized for a GEMV over `bits`-bit weights."""
+    qb = a8_block(k, bits)
+    assert qb is not None, f"K={k} is not a multiple of the activation block for {bits}-bit weights"
+    return QuantizedX(
+        torch.empty(rows, k, dtype=torch.int8, device=device),
+        torch.empty(rows, k // qb, dtype=torch.float32, device=device),
+        bits,
+    )
+
+
 if triton is not None:
 
     @triton.jit
-    def _quant_a8_kernel(x_ptr, q_ptr, s_ptr, K, stride_xm, QB: tl.constexpr, CPW: tl.constexpr):
-        # One program per (row, block): scale = absmax / 127, codes written in the GEMV's byte order.
-        row = tl.program_id(0)
-        blk = tl.program_id(1)
-        PL: tl.constexpr = CPW // 4
-        offs = tl.arange(0, QB)  # destination slots in the block
-        # slot (w, p, j) of word w, plane p, byte j takes x[CPW * w + p + j * PL]
-        within = offs % CPW
-        src = blk * QB + (offs - within) + (within // 4) + (within % 4) * PL
-        x = tl.load(x_ptr + row * stride_xm + src).to(tl.float32)
-        amax = tl.max(tl.abs(x), axis=0)
+    def a8_source(slots, CPW: tl.constexpr):
+        """Index along K of the x value that byte slot `slots` holds: slot (w, p, j) takes x[CPW*w + p + j*CPW/4]."""
+        within = slots % CPW
+        return (slots - within) + within // 4 + (within % 4) * (CPW // 4)
+
+    @triton.jit
+    def a8_quantize_store(v, slots, mask, q_ptr, s_ptr, BLOCK: tl.constexpr, QB: tl.constexpr):
+        """Quantize v [BLOCK] (values of byte slots `slots`, QB-aligned, whole blocks masked) into q and s.
+
+        Symmetric per block of QB: scale = absmax / 127, codes round half up. Masked lanes must hold 0.
+        """
+        vb = tl.reshape(v.to(tl.float32), [BLOCK // QB, QB])
+        amax = tl.max(tl.abs(vb), axis=1)
         amax = tl.where(amax > 0, amax, 1.0)
-        inv = tl.div_rn(127.0, amax)
-        q = tl.floor(x * inv + 0.5)
+        inv = tl.div_rn(tl.full([BLOCK // QB], 127.0, tl.float32), amax)
+        q = tl.floor(vb * inv[:, None] + 0.5)
         q = tl.minimum(tl.maximum(q, -127.0), 127.0)
-        tl.store(q_ptr + row * K + blk * QB + offs, q.to(tl.int8))
-        tl.store(s_ptr + row * (K // QB) + blk, tl.div_rn(amax, 127.0))
+        tl.store(q_ptr + slots, tl.reshape(q, [BLOCK]).to(tl.int8), mask=mask)
+        blk = tl.min(tl.reshape(slots, [BLOCK // QB, QB]), axis=1) // QB
+        bmask = tl.max(tl.reshape(mask.to(tl.int32), [BLOCK // QB, QB]), axis=1) > 0
+        tl.store(s_ptr + blk, tl.div_rn(amax, 127.0), mask=bmask)
+
+    @triton.jit
+    def _quant_a8_kernel(
+        x_ptr, q_ptr, s_ptr, K, stride_xm, QB: tl.constexpr, CPW: tl.constexpr, PDL: tl.constexpr
+    ):
+        wait_for_producer(PDL)
+        # One program per (row, block) of QB codes, written in the GEMV's byte order.
+        row = tl.program_id(0)
+        slots = tl.program_id(1) * QB + tl.arange(0, QB)
+        x = tl.load(x_ptr + row * stride_xm + a8_source(slots, CPW))
+        every = tl.full([QB], 1, tl.int1)
+        a8_quantize_store(x, slots, every, q_ptr + row * K, s_ptr + row * (K // QB), QB, QB)
 
     @triton.jit
     def _dp4a(a, b, c, SIGNED_A: tl.constexpr, ASM: tl.constexpr):
@@ -179,7 +226,9 @@ if triton is not None:
         HAS_RES: tl.constexpr,
         QUAD: tl.constexpr,
         ASM: tl.constexpr,
+        PDL: tl.constexpr,
     ):
+        wait_for_producer(PDL)
         # Launcher guarantees: N % BLOCK_N == 0, KW and WORDS_PER_SPLIT multiples of BLOCK_W (no masks).
         PL: tl.constexpr = 32 // BITS // 4  # byte planes per word
         MASK: tl.constexpr = ((1 << BITS) - 1) * 0x01010101 if BITS < 8 else -1
@@ -244,9 +293,11 @@ def quantize_a8(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]
     m, k = x.shape
     qb = a8_block(k, bits)
     assert qb is not None and x.stride(1) == 1, f"x must be dense in K with K={k} a multiple of 16"
-    q = torch.empty(m, k, dtype=torch.int8, device=x.device)
-    s = torch.empty(m, k // qb, dtype=torch.float32, device=x.device)
-    _quant_a8_kernel[(m, k // qb)](x, q, s, k, x.stride(0), QB=qb, CPW=32 // bits, num_warps=1)
+    out = new_quantized_x(m, k, bits, x.device)
+    q, s = out.q, out.s
+    _quant_a8_kernel[(m, k // qb)](
+        x, q, s, k, x.stride(0), QB=qb, CPW=32 // bits, num_warps=1, **launch_kwargs(x)
+    )
     return q, s
 
 
@@ -290,8 +341,12 @@ def gemv_a8(
     pw: PackedWeight,
     config: A8Config | None = None,
     residual: torch.Tensor | None = None,
+    quantized: QuantizedX | None = None,
 ) -> torch.Tensor:
-    """y [1, N] (+ residual) = int8(x [1, K]) @ W^T: quantizes x per block, then one dp4a per four codes."""
+    """y [1, N] (+ residual) = int8(x [1, K]) @ W^T: quantizes x per block, then one dp4a per four codes.
+
+    `quantized` is x already quantized by its producer kernel (x itself is then only checked).
+    """
     assert triton is not None, "Triton is not installed"
     assert a8_supported(pw), f"the int8-activation GEMV does not take {pw.fmt} with K={pw.k}"
     assert x.dim() == 2 and x.shape == (1, pw.k) and x.is_contiguous(), f"x must be [1, {pw.k}], contiguous"
@@ -302,7 +357,13 @@ def gemv_a8(
     assert a8_fits(pw, config), f"{config} does not tile a {pw.n} x {kw}-word weight"
     per_split = triton.cdiv(triton.cdiv(kw, config.split_k), config.block_w) * config.block_w
     splits = triton.cdiv(kw, per_split)  # may be fewer than asked once rounded to whole tiles
-    xq, sx = quantize_a8(x, bits)
+    if quantized is None:
+        xq, sx = quantize_a8(x, bits)
+    else:
+        assert quantized.bits == bits and quantized.q.shape == (1, pw.k), (
+            f"x was quantized for {quantized.bits}-bit weights [{tuple(quantized.q.shape)}], not {pw.fmt} K={pw.k}"
+        )
+        xq, sx = quantized.q, quantized.s
     words = pw.units.view(torch.uint8).view(torch.int32)
     per_row = pw.scale_mode in (0, 1)
     y = torch.empty(1, pw.n, dtype=x.dtype, device=x.device)
@@ -340,5 +401,6 @@ def gemv_a8(
         QUAD=config.block_w % 4 == 0 and wpqb % 4 == 0 and (per_row or wpg % 4 == 0),
         ASM=not INTERPRET,
         num_warps=config.num_warps,
+        **launch_kwargs(x),
     )
     return y

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from trico.kernels.epilogue import check_residual, split_workspace
+from trico.kernels.pdl import launch_kwargs, wait_for_producer
 from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 
 if triton is not None:
@@ -129,7 +130,9 @@ if triton is not None:
         SPLIT_K: tl.constexpr,
         HAS_RES: tl.constexpr,
         DOT_F32: tl.constexpr,
+        PDL: tl.constexpr,
     ):
+        wait_for_producer(PDL)
         # Grouped weights: BLOCK_K is the group and a step covers GROUPS_PER_STEP groups. One scale per
         # row: BLOCK_K is free and the row sums of x are accumulated elementwise, reduced once.
         pid_n = tl.program_id(0)
@@ -282,6 +285,7 @@ def tc_qmm(
         DOT_F32=INTERPRET,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
+        **launch_kwargs(x),
     )
     return y
 

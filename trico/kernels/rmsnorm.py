@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import torch
 
+from trico.kernels.gemv_a8 import QuantizedX
+from trico.kernels.pdl import launch_kwargs, wait_for_producer
+
 try:
     import triton
     import triton.language as tl
 except ImportError:
     triton = None
     tl = None
+
+if triton is not None:
+    from trico.kernels.gemv_a8 import a8_quantize_store, a8_source
 
 
 def rmsnorm_reference(
@@ -30,11 +36,31 @@ if triton is not None:
 
     @triton.jit
     def _rmsnorm_kernel(
-        x_ptr, r_ptr, w_ptr, y_ptr, h_ptr, D, eps, HAS_RES: tl.constexpr, BLOCK_D: tl.constexpr
+        x_ptr,
+        r_ptr,
+        w_ptr,
+        y_ptr,
+        h_ptr,
+        D,
+        eps,
+        q_ptr,
+        s_ptr,
+        HAS_RES: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        A8_QB: tl.constexpr,
+        A8_CPW: tl.constexpr,
+        PDL: tl.constexpr,
     ):
+        wait_for_producer(PDL)
         row = tl.program_id(0)
-        offs = tl.arange(0, BLOCK_D)
-        mask = offs < D
+        slots = tl.arange(0, BLOCK_D)
+        mask = slots < D
+        # With int8 output every lane works on the x value its GEMV byte slot needs (a permutation
+        # within each word's codes), so the codes come out of registers in the GEMV's order.
+        if A8_QB > 0:
+            offs = a8_source(slots, A8_CPW)
+        else:
+            offs = slots
         x = tl.load(x_ptr + row * D + offs, mask=mask, other=0.0)
         if HAS_RES:
             r = tl.load(r_ptr + row * D + offs, mask=mask, other=0.0)
@@ -46,12 +72,21 @@ if triton is not None:
         w = tl.load(w_ptr + offs, mask=mask, other=0.0)
         y = (n.to(tl.float32) * w.to(tl.float32)).to(y_ptr.dtype.element_ty)
         tl.store(y_ptr + row * D + offs, y, mask=mask)
+        if A8_QB > 0:
+            a8_quantize_store(y, slots, mask, q_ptr + row * D, s_ptr + row * (D // A8_QB), BLOCK_D, A8_QB)
 
 
 def rmsnorm(
-    x: torch.Tensor, weight: torch.Tensor, eps: float, residual: torch.Tensor | None = None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    eps: float,
+    residual: torch.Tensor | None = None,
+    quantized_out: QuantizedX | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Triton version of rmsnorm_reference; returns (y, h) with h = x + residual (x itself without one)."""
+    """Triton version of rmsnorm_reference; returns (y, h) with h = x + residual (x itself without one).
+
+    `quantized_out` (from `new_quantized_x`) also receives y quantized for the int8-activation GEMV.
+    """
     assert triton is not None, "Triton is not installed"
     assert x.is_contiguous() and weight.is_contiguous(), "x and weight must be contiguous"
     assert weight.shape == x.shape[-1:], "weight must match the last dim"
@@ -61,6 +96,9 @@ def rmsnorm(
     out_dtype = torch.promote_types(x.dtype, weight.dtype)
     y = torch.empty(x.shape, dtype=out_dtype, device=x.device)
     h = torch.empty_like(x) if residual is not None else x
+    a8 = quantized_out
+    if a8 is not None:
+        assert a8.q.shape == (rows, d) and d % a8.qb == 0, f"quantized_out must be [{rows}, {d}]"
     _rmsnorm_kernel[(rows,)](
         x,
         residual if residual is not None else x,
@@ -69,8 +107,13 @@ def rmsnorm(
         h,
         d,
         eps,
+        a8.q if a8 is not None else y,
+        a8.s if a8 is not None else y,
         HAS_RES=residual is not None,
-        BLOCK_D=triton.next_power_of_2(d),
+        BLOCK_D=max(triton.next_power_of_2(d), a8.qb if a8 is not None else 1),
+        A8_QB=a8.qb if a8 is not None else 0,
+        A8_CPW=32 // a8.bits if a8 is not None else 4,
         num_warps=4 if d <= 4096 else 8,
+        **launch_kwargs(x),
     )
     return y, h

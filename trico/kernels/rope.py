@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from trico.kernels.pdl import launch_kwargs, wait_for_producer
+
 try:
     import triton
     import triton.language as tl
@@ -64,7 +66,9 @@ if triton is not None:
         stride_ch,
         stride_cl,
         HALF: tl.constexpr,
+        PDL: tl.constexpr,
     ):
+        wait_for_producer(PDL)
         b = tl.program_id(0)
         h = tl.program_id(1)  # query heads first, then key heads (each also moves its value head)
         offs = tl.arange(0, HALF)
@@ -91,7 +95,10 @@ if triton is not None:
         tl.store(dst + HALF + offs, y2.to(ty))
 
     @triton.jit
-    def _rope_kernel(x_ptr, cos_ptr, sin_ptr, y_ptr, H, T, stride_b, stride_t, HALF: tl.constexpr):
+    def _rope_kernel(
+        x_ptr, cos_ptr, sin_ptr, y_ptr, H, T, stride_b, stride_t, HALF: tl.constexpr, PDL: tl.constexpr
+    ):
+        wait_for_producer(PDL)
         row = tl.program_id(0)  # over B * T * H rows; x rows may be strided per token (fused QKV)
         tok = row // H
         t = tok % T
@@ -120,7 +127,9 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         "head_dim/2 must be a power of 2"
     )
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    _rope_kernel[(b * h * t,)](x, cos, sin, y, h, t, x.stride(0), x.stride(1), HALF=d // 2, num_warps=1)
+    _rope_kernel[(b * h * t,)](
+        x, cos, sin, y, h, t, x.stride(0), x.stride(1), HALF=d // 2, num_warps=1, **launch_kwargs(x)
+    )
     return y
 
 
@@ -167,5 +176,6 @@ def rope_qkv_store(
         k_cache.stride(2),
         HALF=d // 2,
         num_warps=1,
+        **launch_kwargs(qkv),
     )
     return q

@@ -1,0 +1,76 @@
+"""Programmatic dependent launch (PDL, Hopper and later): the next decode kernel starts while this one drains.
+
+A batch-1 decode step is ~460 small kernels; profiles on the H200 (benchmarks/profile_decode.py)
+show 1-2 us per kernel spent in launch, ramp-up and tail, a fifth of an INT4 step. With PDL a
+kernel's grid may be scheduled before the previous kernel finishes: its programs start, wait in
+`griddepcontrol.wait` until the previous grid has completed and its writes are visible, and only
+then touch activations. CUDA-graph capture keeps these launches as programmatic edges.
+
+Contract for every kernel launched with `launch_kwargs`: call `wait_for_producer(PDL)` before the
+first load of anything an earlier kernel writes and before the first store (reading constant
+weights before it is fine). Each program signals its dependents right after the wait, so at most
+two grids overlap and every kernel still sees all earlier ones complete.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+from trico.kernels import pdl_allowed
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:
+    triton = None
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+
+if triton is not None:
+    try:
+        from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+    except ImportError:  # Triton < 3.4: no grid dependency control
+        gdc_wait = gdc_launch_dependents = None
+
+    if gdc_wait is not None:
+
+        @triton.jit
+        def wait_for_producer(PDL: tl.constexpr):
+            """Block until the previous kernel's writes are visible, then let the next kernel launch."""
+            if PDL:
+                gdc_wait()
+                gdc_launch_dependents()
+
+    else:
+
+        @triton.jit
+        def wait_for_producer(PDL: tl.constexpr):
+            """No grid dependency control in this Triton: launches are plain stream-ordered ones."""
+            pass
+
+
+@functools.cache
+def _hopper_or_later(index: int) -> bool:
+    """Whether CUDA device `index` has grid dependency control (compute capability 9.0+)."""
+    return torch.cuda.get_device_capability(index)[0] >= 9
+
+
+def pdl_on(t: torch.Tensor) -> bool:
+    """Whether kernels working on t launch with PDL: CUDA on Hopper+, Triton with gdc, not disabled."""
+    return (
+        triton is not None
+        and not INTERPRET
+        and gdc_wait is not None
+        and t.is_cuda
+        and pdl_allowed()
+        and _hopper_or_later(t.device.index if t.device.index is not None else torch.cuda.current_device())
+    )
+
+
+def launch_kwargs(t: torch.Tensor) -> dict[str, bool]:
+    """The `PDL` constexpr and the `launch_pdl` launch option for a kernel working on t."""
+    on = pdl_on(t)
+    return {"PDL": on, "launch_pdl": on}

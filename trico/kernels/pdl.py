@@ -53,6 +53,19 @@ if triton is not None:
 
 
 @functools.cache
+def _launcher_has_pdl() -> bool:
+    """Whether this Triton's CUDA launcher takes the `launch_pdl` option."""
+    try:
+        import dataclasses
+
+        from triton.backends.nvidia.compiler import CUDAOptions
+
+        return "launch_pdl" in {f.name for f in dataclasses.fields(CUDAOptions)}
+    except (ImportError, TypeError):
+        return False
+
+
+@functools.cache
 def _hopper_or_later(index: int) -> bool:
     """Whether CUDA device `index` has grid dependency control (compute capability 9.0+)."""
     return torch.cuda.get_device_capability(index)[0] >= 9
@@ -65,6 +78,7 @@ def pdl_on(t: torch.Tensor) -> bool:
         and not INTERPRET
         and gdc_wait is not None
         and t.is_cuda
+        and _launcher_has_pdl()
         and pdl_allowed()
         and _hopper_or_later(t.device.index if t.device.index is not None else torch.cuda.current_device())
     )

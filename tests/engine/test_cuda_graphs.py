@@ -186,3 +186,30 @@ def test_int8_activations_leave_cpu_decoding_unchanged():
     gen = Generator(model, StaticKVCache(model.config, 1, 32), Sampler())
     enable_fast_decode(gen, int8_activations=True)
     assert gen.decode_step == gen._decode_step
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="runs Triton kernels on CPU tensors")
+@torch.no_grad()
+def test_fused_head_keeps_names_and_tie_and_returns_fp32_logits():
+    """The engine's head reads the tied bf16 table once and returns the unrounded fp32 logits."""
+    from trico.engine.fused import FusedHead
+    from trico.kernels import fused_on_cpu
+
+    cfg = tiny_config(dim=128, n_heads=4, n_kv_heads=2)
+    model = build_model(cfg, dtype=torch.bfloat16)
+    keys = list(model.state_dict())
+    h = torch.randn(1, 1, cfg.dim).to(torch.bfloat16)
+    want = model.lm_head(h).float()  # nn.Linear: bf16-rounded
+    exact = h.double() @ model.lm_head.weight.double().t()
+    fuse_model_(model)
+    assert isinstance(model.lm_head, FusedHead) and list(model.state_dict()) == keys
+    assert model.lm_head.weight is model.model.embed_tokens.weight or not cfg.tie_embeddings
+    with fused_on_cpu():
+        got = model.lm_head(h)
+    assert got.dtype == torch.float32
+    assert float((got.double() - exact).abs().max()) < 1e-4 * float(exact.abs().max())
+    assert float((want.double() - exact).abs().max()) > float((got.double() - exact).abs().max())
+    with pytest.raises(TricoError, match="quantize before enabling fast decode"):
+        from trico.quant.api import quantize
+
+        quantize(model, "int8-head", progress=False)

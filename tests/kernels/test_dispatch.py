@@ -47,6 +47,15 @@ def test_dense_forward_on_cpu_is_plain_linear():
     assert torch.equal(dispatch.dense_forward(w, x), torch.nn.functional.linear(x, w))
 
 
+def test_dense_forward_fp32_output_on_cpu_upcasts():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(8, 16, generator=g).to(torch.bfloat16)
+    x = torch.randn(3, 16, generator=g).to(torch.bfloat16)
+    got = dispatch.dense_forward(w, x, out_dtype=torch.float32)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, torch.nn.functional.linear(x.float(), w.float()))
+
+
 def test_tensor_core_choice_follows_the_measured_rules():
     from tests.kernels.test_qlinear import random_packed
     from trico.kernels.qlinear import pack_for_kernel

@@ -53,6 +53,19 @@ def test_tc_qmm_dense_bf16_weight():
     assert _rel(got, x.float() @ w.float().t()) < 1e-2
 
 
+@pytest.mark.parametrize("cfg", [TcConfig(16, 64), TcConfig(16, 64, split_k=2)])
+def test_tc_qmm_fp32_output_is_the_unrounded_sum(cfg):
+    """out_dtype=float32 keeps the fp32 accumulator: far closer to the exact product than bf16 output."""
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(48, 192, generator=g).to(torch.bfloat16)
+    x = torch.randn(1, 192, generator=g).to(torch.bfloat16)
+    pw = pack_for_kernel(*_dev(w), None, None, "bf16", 192, 192)
+    got = tc_qmm(x.to(DEV), pw, cfg, out_dtype=torch.float32).cpu()
+    exact = x.double() @ w.double().t()
+    assert got.dtype == torch.float32
+    assert float((got.double() - exact).abs().max() / exact.abs().max()) < 1e-5
+
+
 @pytest.mark.parametrize("cfg", [TcConfig(16, 128, groups_per_step=2), TcConfig(32, 64, split_k=2)])
 @pytest.mark.parametrize("fmt,group,sym", [("uint4", 64, True), ("uint4", 64, False), ("int8", 0, True)])
 def test_tc_qmm_multi_group_steps_and_split_k(cfg, fmt, group, sym):

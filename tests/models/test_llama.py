@@ -56,3 +56,18 @@ def test_half_precision_runs_close_to_fp32(dtype):
     low = model.to(dtype)(x).float()
     assert low.dtype == torch.float32 and (low - ref).abs().max() < 0.05 * ref.abs().max()
     assert model.rotary.cos.dtype == torch.float32  # RoPE tables stay fp32 after the cast
+
+
+@torch.no_grad()
+def test_half_precision_logits_are_fp32_sums_of_the_final_hidden_states():
+    """A bf16 model's logits come back in fp32, not rounded to bf16 (whose 1/16 steps near 14 make argmax ties)."""
+    from trico.models.llama import head_logits
+
+    model = tiny_model().to(torch.bfloat16)
+    x = torch.randint(0, 256, (1, 8))
+    logits = model(x)
+    assert logits.dtype == torch.float32
+    h = torch.randn(1, 3, model.config.dim).to(torch.bfloat16)
+    want = h.float() @ model.lm_head.weight.float().t()
+    assert torch.equal(head_logits(model.lm_head, h), want)
+    assert not torch.equal(want.to(torch.bfloat16).float(), want)  # rounding would have changed them

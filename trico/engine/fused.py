@@ -13,6 +13,7 @@ one kernel, then runs the flash-decoding kernel; other caches keep their own `at
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trico.models.llama import DecoderLayer, Transformer
@@ -209,10 +210,34 @@ class FusedDecoderLayer(nn.Module):
         return o.transpose(1, 2).reshape(b, t, nq * hd)
 
 
+class FusedHead(nn.Module):
+    """The output projection with fp32 logits from one pass over the 16-bit weight (see llama.head_logits).
+
+    It registers the same Parameter as the nn.Linear it replaces, so the state dict key
+    (`lm_head.weight`) and a tie to the embedding table are unchanged.
+    """
+
+    def __init__(self, head: nn.Linear) -> None:
+        super().__init__()
+        self.weight = head.weight
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """fp32 logits [..., vocab]: the tensor-core GEMM with an unrounded fp32 output on the fused path."""
+        from trico.kernels import fused_path
+        from trico.kernels.dispatch import dense_forward
+
+        if fused_path(h) and h.dtype == self.weight.dtype and h.dtype != torch.float32:
+            return dense_forward(self.weight, h, out_dtype=torch.float32)
+        return F.linear(h.float(), self.weight.float())
+
+
 def fuse_model_(model: Transformer) -> Transformer:
-    """Swap the decoder layers for FusedDecoderLayer in place (idempotent); returns the model."""
+    """Swap the decoder layers for FusedDecoderLayer and a 16-bit head for FusedHead, in place (idempotent)."""
     layers = model.model.layers
     for i, layer in enumerate(layers):
         if isinstance(layer, DecoderLayer):
             layers[i] = FusedDecoderLayer(layer)
+    head = model.lm_head
+    if type(head) is nn.Linear and head.bias is None and head.weight.dtype in (torch.bfloat16, torch.float16):
+        model.lm_head = FusedHead(head)
     return model

@@ -168,14 +168,27 @@ _DENSE_VIEWS: dict[tuple, qk.PackedWeight] = {}
 
 
 def dense_forward(
-    weight: torch.Tensor, x: torch.Tensor, residual: torch.Tensor | None = None
+    weight: torch.Tensor,
+    x: torch.Tensor,
+    residual: torch.Tensor | None = None,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """y = x @ weight^T (+ residual) for a bf16/fp16 weight: the tensor-core skinny GEMM on CUDA (K % 64 == 0), else cuBLAS."""
+    """y = x @ weight^T (+ residual) for a bf16/fp16 weight: the tensor-core skinny GEMM on CUDA (K % 64 == 0), else cuBLAS.
+
+    With `out_dtype=torch.float32` y is the fp32 sum of the 16-bit products, not rounded to x's dtype
+    (the torch fallback multiplies upcast copies).
+    """
+
+    def fallback() -> torch.Tensor:
+        if out_dtype is None or out_dtype == x.dtype:
+            return _add(F.linear(x, weight), residual)
+        return _add(F.linear(x.to(out_dtype), weight.to(out_dtype)), residual)
+
     if not (x.is_cuda and kernels_enabled() and qk.triton is not None) or weight.dtype != x.dtype:
-        return _add(F.linear(x, weight), residual)
+        return fallback()
     x2 = x.reshape(-1, x.shape[-1])
     if x2.shape[0] > DECODE_MAX_ROWS or x2.stride(-1) != 1 or not weight.is_contiguous():
-        return _add(F.linear(x, weight), residual)
+        return fallback()
     key = (weight.data_ptr(), tuple(weight.shape), weight.dtype)
     pw = _DENSE_VIEWS.get(key)
     if pw is None:
@@ -184,9 +197,9 @@ def dense_forward(
         )
     tc = tensor_core_choice(pw, x2.shape[0])
     if tc is None:
-        return _add(F.linear(x, weight), residual)
+        return fallback()
     res2 = None if residual is None else residual.reshape(-1, weight.shape[0])
-    return tc_qmm(x2, pw, tc, residual=res2).view(*x.shape[:-1], weight.shape[0])
+    return tc_qmm(x2, pw, tc, residual=res2, out_dtype=out_dtype).view(*x.shape[:-1], weight.shape[0])
 
 
 def clear_caches() -> None:

@@ -224,9 +224,16 @@ def tc_candidates(pw: PackedWeight, m: int) -> list[TcConfig]:
 
 
 def tc_qmm(
-    x: torch.Tensor, pw: PackedWeight, config: TcConfig | None = None, residual: torch.Tensor | None = None
+    x: torch.Tensor,
+    pw: PackedWeight,
+    config: TcConfig | None = None,
+    residual: torch.Tensor | None = None,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """y [M, N] = x [M, K] @ W^T (+ residual) through the tensor cores, streaming the packed weight once (M <= 64)."""
+    """y [M, N] = x [M, K] @ W^T (+ residual) through the tensor cores, streaming the packed weight once (M <= 64).
+
+    y is in x's dtype unless `out_dtype` (e.g. float32: the fp32 accumulator, not rounded) says otherwise.
+    """
     assert triton is not None, "Triton is not installed"
     assert tc_supported(pw), (
         f"the tensor-core kernel does not take {pw.fmt} with K={pw.k}, group {pw.group_size}"
@@ -247,8 +254,9 @@ def tc_qmm(
     gps = 1 if per_row else config.groups_per_step
     assert pw.k % (block_k * gps) == 0, f"{gps} groups per step must divide K={pw.k}"
     split = config.split_k
-    check_residual(residual, (m, pw.n), x.dtype)
-    y = torch.empty(m, pw.n, dtype=x.dtype, device=x.device)
+    out_dtype = out_dtype or x.dtype
+    check_residual(residual, (m, pw.n), out_dtype)
+    y = torch.empty(m, pw.n, dtype=out_dtype, device=x.device)
     scales = pw.scales if pw.scales is not None else units
     mins = pw.mins if pw.mins is not None else scales
     grid = (triton.cdiv(pw.n, config.block_n), split, triton.cdiv(m, block_m))

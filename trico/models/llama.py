@@ -209,7 +209,7 @@ class Transformer(nn.Module):
             h = layer(h, cos, sin, input_pos, cache)
         if last_only:
             h = h[:, -1:, :]
-        return self.lm_head(self.model.norm(h))
+        return head_logits(self.lm_head, self.model.norm(h))
 
     def prefill(self, tokens: torch.Tensor, input_pos: torch.Tensor, cache: KVCacheLike) -> torch.Tensor:
         """Run a prompt chunk through the cache; return the last position's logits [B, vocab]."""
@@ -218,6 +218,19 @@ class Transformer(nn.Module):
     def decode(self, token: torch.Tensor, input_pos: torch.Tensor, cache: KVCacheLike) -> torch.Tensor:
         """One decode step: token [B, 1] at input_pos [1]; logits [B, vocab]. Graph-capturable."""
         return self.forward(token, input_pos, cache)[:, -1, :]
+
+
+def head_logits(head: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """fp32 logits of the final hidden states: the 16-bit products summed in fp32 and not rounded back.
+
+    Rounded to bf16, logits near 14 are 1/16 apart, so SmolLM2's greedy argmax meets exact ties
+    (4 of 64 steps in a measured continuation) that two correct implementations break differently.
+    Here a 16-bit nn.Linear head multiplies upcast copies (the fused engine swaps in a kernel that
+    reads the 16-bit weight once); other heads (a quantized one, the engine's) are cast after their forward.
+    """
+    if type(head) is nn.Linear and h.dtype in (torch.bfloat16, torch.float16):
+        return F.linear(h.float(), head.weight.float(), None if head.bias is None else head.bias.float())
+    return head(h).float()
 
 
 def build_model(

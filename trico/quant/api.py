@@ -56,8 +56,14 @@ class QuantInfo:
 def target_layers(model: nn.Module, scheme: Scheme) -> dict[str, nn.Linear]:
     """The nn.Linear layers a scheme quantizes: every decoder projection, plus lm_head with -head."""
     out = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and n != "lm_head"}
-    if scheme.quantize_head and isinstance(getattr(model, "lm_head", None), nn.Linear):
-        out["lm_head"] = model.lm_head
+    head = getattr(model, "lm_head", None)
+    if scheme.quantize_head and isinstance(head, nn.Linear):
+        out["lm_head"] = head
+    elif scheme.quantize_head and head is not None and not hasattr(head, "qweight"):
+        raise TricoError(
+            f"scheme {scheme.name!r} quantizes lm_head, but this model's head is a {type(head).__name__} "
+            "(the CUDA engine's fused head); quantize before enabling fast decode"
+        )
     if scheme.weight_bits >= 16:
         return {}
     return out

@@ -40,6 +40,7 @@ from trico.quant.calibration import DEFAULT_N_SEQS, DEFAULT_SEQ_LEN, load_calibr
 DEFAULT_SCHEMES = [
     "int4-rtn-g128-fit",
     "int4-gptq-g128-fit",
+    "int4-gptq-g128-act-am-fit",
     "int4-gptq-g128-act-awq-fit",
     "int4-awq-g128-fit",
     "int3-rtn-g128-fit",
@@ -235,6 +236,10 @@ def render(data: dict) -> str:
         "- **`-act-awq`** (GPTQ): act-order GPTQ on weights first transformed by AWQ's search (per-input-channel "
         "scales folded into the op before, and per-group clipping ranges), so it is GPTQ and AWQ combined; "
         "plain GPTQ rows (`-gptq-` without `-awq`) are shown beside it.",
+        "- **`-am`** (GPTQ): the Hessian of q/k/v weights each calibration token by the attention it receives "
+        "(summed over the queries, averaged over heads). Unweighted, the attention sink (the first token of "
+        "each sequence: a third to a half of all attention in SmolLM2's middle blocks, but 1 token in 512) hardly "
+        "counts, and GPTQ compensates the other tokens' rounding error onto its key and value.",
         "- **INT8 weight-only**: every INT8 row is checked; plain round-to-nearest per output channel (`int8`) "
         "is reported as measured, and a calibrated per-channel INT8 (`int8-gptq-pc-act-awq`: the same stored "
         "format, codes chosen by GPTQ on AWQ-scaled weights) is the one meant to meet the target.",
@@ -300,6 +305,8 @@ def _checks(by: dict) -> list[str]:
         for method, suffix, factor in (
             ("gptq", "", 0.6),
             ("gptq", "-act", 0.6),
+            ("gptq", "-am", 0.6),
+            ("gptq", "-act-am", 0.6),
             ("gptq", "-act-awq", 0.6),
             ("awq", "", 0.75),
         ):

@@ -14,9 +14,12 @@ from torch import nn
 from trico.errors import TricoError
 from trico.quant.api import register_method, set_module
 from trico.quant.grid import Grid, fit_scales
-from trico.quant.layerwise import quantize_blockwise, shared_groups, single_thread
+from trico.quant.layerwise import attention_mass, quantize_blockwise, shared_groups, single_thread
 from trico.quant.qlinear import QLinear
 from trico.quant.schemes import IntScheme
+
+ATTN_INPUTS = ("q_proj", "k_proj", "v_proj")
+"""Linears reading the attention input, whose Hessian the -am option weights by attention mass."""
 
 
 def _inverse_hessian_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
@@ -175,5 +178,15 @@ def quantize_gptq(
             out.update(_gptq_layers(model, {n: lins[n] for n in names}, stats[names[0]].xtx, scheme))
         return out
 
+    def token_weights(block, x, lins):  # noqa: ANN001, ANN202 - see layerwise.TokenWeights
+        # Every later query reads a token's key and value, weighted by its attention: through v the
+        # attention output's squared error is at most sum_j mass_j ||dW x_j||^2 (Jensen, the weights of a
+        # query summing to 1), so the mass-weighted x^T x bounds it. Unweighted, the attention sink (one
+        # token in 512 that receives a third or more of all attention) hardly counts, and GPTQ's error
+        # compensation lands on its key and value.
+        mass = attention_mass(block, x)
+        return {n: mass for n in lins if n.rsplit(".", 1)[-1] in ATTN_INPUTS}
+
     label = f"GPTQ {scheme.name}"
-    return quantize_blockwise(model, targets, calib.tokens, label, True, block_step, progress)
+    weights = token_weights if scheme.attn_mass else None
+    return quantize_blockwise(model, targets, calib.tokens, label, True, block_step, progress, weights)

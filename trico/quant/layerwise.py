@@ -33,8 +33,8 @@ class InputStats:
         self.abs_sum = torch.zeros(self.k)
         self.abs_max = torch.zeros(self.k)
 
-    def add(self, x: torch.Tensor, want_xtx: bool) -> None:
-        """Accumulate a batch of inputs [..., K]."""
+    def add(self, x: torch.Tensor, want_xtx: bool, weight: torch.Tensor | None = None) -> None:
+        """Accumulate a batch of inputs [..., K]; weight [...] (one per token) scales each token's x^T x term."""
         x = x.detach().reshape(-1, self.k).float()
         if not torch.isfinite(x).all():
             raise TricoError("calibration activations hold NaN or Inf values")
@@ -42,6 +42,8 @@ class InputStats:
         self.abs_max = torch.maximum(self.abs_max, x.abs().amax(0).cpu())
         self.n += x.shape[0]
         if want_xtx:
+            if weight is not None:
+                x = x * weight.reshape(-1, 1).to(x).sqrt()
             xtx = (x.T @ x).cpu()
             self.xtx = xtx if self.xtx is None else self.xtx + xtx
 
@@ -76,12 +78,48 @@ def block_forward(block: nn.Module, x: BlockInputs, chunk: int = 4) -> torch.Ten
     return torch.cat(outs)
 
 
+def attention_mass(block: nn.Module, x: BlockInputs, chunk: int = 4) -> torch.Tensor:
+    """Attention each calibration token receives in this block [N, L], averaged over heads.
+
+    A key's mass is the sum over the (causal) queries of their softmax weight on it; a sequence's masses
+    sum to L (mean 1). The first token of a sequence, the attention sink, typically receives a third or
+    more of all attention.
+    """
+    from trico.models.llama import apply_rope
+
+    attn = block.self_attn
+    b_heads, kv_heads, hd = attn.n_heads, attn.n_kv_heads, attn.head_dim
+    out = []
+    for i in range(0, x.h.shape[0], chunk):
+        h = block.input_layernorm(x.h[i : i + chunk])
+        b, t, _ = h.shape
+        q = attn.q_proj(h).view(b, t, b_heads, hd).transpose(1, 2)
+        k = attn.k_proj(h).view(b, t, kv_heads, hd).transpose(1, 2)
+        q, k = apply_rope(q, x.cos, x.sin).float(), apply_rope(k, x.cos, x.sin).float()
+        k = k.repeat_interleave(b_heads // kv_heads, dim=1)
+        s = (q @ k.transpose(-1, -2)) * hd**-0.5
+        causal = torch.ones(t, t, dtype=torch.bool, device=s.device).triu(1)
+        a = s.masked_fill(causal, float("-inf")).softmax(-1)
+        out.append(a.sum(-2).mean(1).cpu())
+    return torch.cat(out)
+
+
 def collect_block_stats(
-    block: nn.Module, x: BlockInputs, linears: dict[str, nn.Module], want_xtx: bool, chunk: int = 4
+    block: nn.Module,
+    x: BlockInputs,
+    linears: dict[str, nn.Module],
+    want_xtx: bool,
+    chunk: int = 4,
+    token_weights: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, InputStats]:
-    """Run the block over the calibration inputs and gather the input statistics of the given linears."""
+    """Run the block over the calibration inputs and gather the input statistics of the given linears.
+
+    token_weights {name: [N, L]} weights each calibration token's term in that linear's x^T x (and in the
+    x^T x of the linears sharing its input).
+    """
     stats: dict[str, InputStats] = {}
-    last: dict[str, object] = {"x": None, "stats": None}
+    last: dict[str, object] = {"x": None, "stats": None, "i": 0}
+    token_weights = token_weights or {}
 
     def hook(name: str):  # noqa: ANN202
         def fn(module: nn.Module, args: tuple) -> None:
@@ -94,7 +132,8 @@ def collect_block_stats(
             st = stats.get(name)
             if st is None:
                 st = stats[name] = InputStats(inp.shape[-1])
-            st.add(inp, want_xtx)
+            i, weight = last["i"], token_weights.get(name)
+            st.add(inp, want_xtx, None if weight is None else weight[i : i + inp.shape[0]])
             last["x"], last["stats"] = inp, st
 
         return fn
@@ -102,6 +141,7 @@ def collect_block_stats(
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in linears.items()]
     try:
         for i in range(0, x.h.shape[0], chunk):
+            last["i"] = i
             block(x.h[i : i + chunk], x.cos, x.sin, x.pos, None)
             last["x"] = last["stats"] = None
     finally:
@@ -146,6 +186,9 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+TokenWeights = Callable[[nn.Module, BlockInputs, dict[str, nn.Linear]], dict[str, torch.Tensor]]
+"""(block, its calibration inputs, {name: linear}) -> {name: per-token x^T x weights [N, L]}."""
+
 BlockQuantizer = Callable[
     [nn.Module | None, dict[str, nn.Linear], dict[str, "InputStats"]], dict[str, nn.Module]
 ]
@@ -160,11 +203,13 @@ def quantize_blockwise(
     want_xtx: bool,
     quantize_block: BlockQuantizer,
     progress: bool,
+    token_weights: TokenWeights | None = None,
 ) -> dict[str, nn.Module]:
     """Walk the decoder blocks in order, calibration statistics first, then `quantize_block` on each.
 
     Each block's inputs come from running the previous blocks as the handler left them (quantized
     when it swapped their layers, float otherwise); a targeted lm_head comes last, with block None.
+    `token_weights` gives per-token weights of the blocks' x^T x statistics (see collect_block_stats).
     """
     x = embed_calibration(model, tokens)
     blocks = list(blocks_with_targets(model, targets))
@@ -175,7 +220,9 @@ def quantize_blockwise(
     out: dict[str, nn.Module] = {}
     for _, block, lins in blocks:
         if lins:
-            out.update(quantize_block(block, lins, collect_block_stats(block, x, lins, want_xtx=want_xtx)))
+            weights = token_weights(block, x, lins) if token_weights is not None else None
+            stats = collect_block_stats(block, x, lins, want_xtx=want_xtx, token_weights=weights)
+            out.update(quantize_block(block, lins, stats))
         x.h = block_forward(block, x)
     if "lm_head" in targets:
         head = {"lm_head": targets["lm_head"]}

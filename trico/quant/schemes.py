@@ -2,7 +2,8 @@
 
 Grammar (canonical names round-trip through `parse`):
 - weight-only integers: `int8` (per output channel, RTN) or `int{2,3,4,8}-{rtn,awq,gptq}-g{32,64,128,...|pc}`
-  with optional suffixes `-asym` (scale + min), `-act` (GPTQ act-order), `-awq` (GPTQ on weights first
+  with optional suffixes `-asym` (scale + min), `-act` (GPTQ act-order), `-am` (GPTQ weights each token in
+  the q/k/v Hessian by the attention it receives), `-awq` (GPTQ on weights first
   scaled by AWQ's activation-aware search, folded into the op before), `-fit` (layers whose in_features
   the group size does not divide use the largest divisor below it), `-head` (quantize lm_head too);
 - SmoothQuant W8A8: `w8a8` (naive, alpha = 0) and `w8a8-smooth` (alpha 0.5) or `w8a8-smooth-a0.8`;
@@ -109,6 +110,8 @@ class IntScheme(Scheme):
     """GPTQ: damping added to the Hessian diagonal, as a fraction of its mean (> 0)."""
     awq_scale: bool = False
     """GPTQ: first apply AWQ's per-input-channel scale search (folded into the op before), then GPTQ."""
+    attn_mass: bool = False
+    """GPTQ: weight each calibration token's term in the q/k/v Hessian by the attention mass it receives."""
 
     def __post_init__(self) -> None:
         if self.bits not in (2, 3, 4, 8):
@@ -121,8 +124,8 @@ class IntScheme(Scheme):
             )
         if not 0 < self.damp < 1:
             raise TricoError(f"GPTQ damping must be in (0, 1), got {self.damp}")
-        if (self.act_order or self.awq_scale) and self.algo != "gptq":
-            raise TricoError("the -act and -awq options belong to GPTQ schemes (int<b>-gptq-...)")
+        if (self.act_order or self.awq_scale or self.attn_mass) and self.algo != "gptq":
+            raise TricoError("the -act, -am and -awq options belong to GPTQ schemes (int<b>-gptq-...)")
         object.__setattr__(self, "method", self.algo)
 
     @property
@@ -154,7 +157,7 @@ class IntScheme(Scheme):
         else:
             base = f"int{self.bits}-{self.algo}-" + (f"g{self.group}" if self.group else "pc")
             base += ("" if self.symmetric else "-asym") + ("-act" if self.act_order else "")
-            base += "-awq" if self.awq_scale else ""
+            base += ("-am" if self.attn_mass else "") + ("-awq" if self.awq_scale else "")
         base += "-fit" if self.fit_groups else ""
         return base + self._suffix()
 
@@ -303,7 +306,7 @@ def _parse_int(name: str) -> Scheme | None:
     m = re.fullmatch(r"int([2348])-(rtn|awq|gptq)-(?:g(\d+)|pc)((?:-[a-z0-9]+)*)", name)
     if not m:
         return None
-    opts = _options(m.group(4), ("asym", "act", "awq", "fit", "head", "kv8"))
+    opts = _options(m.group(4), ("asym", "act", "am", "awq", "fit", "head", "kv8"))
     if opts is None:
         return None
     return IntScheme(
@@ -312,6 +315,7 @@ def _parse_int(name: str) -> Scheme | None:
         group=int(m.group(3) or 0),
         symmetric="asym" not in opts,
         act_order="act" in opts,
+        attn_mass="am" in opts,
         awq_scale="awq" in opts,
         fit_groups="fit" in opts,
         quantize_head="head" in opts,
@@ -371,6 +375,7 @@ NAMED_SCHEMES: tuple[str, ...] = (
     "int4-rtn-g128-fit",
     "int4-awq-g128-fit",
     "int4-gptq-g128-fit",
+    "int4-gptq-g128-act-am-fit",
     "int4-gptq-g128-act-awq-fit",
     "int8-gptq-pc-act-awq",
     "int3-rtn-g128-fit",
@@ -402,6 +407,6 @@ def parse(name: str | Scheme) -> Scheme:
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise TricoError(
         f"unknown quantization scheme {name!r}{hint}; valid: {', '.join(NAMED_SCHEMES)} "
-        "(grammar: int{2,3,4,8}-{rtn,awq,gptq}-g<N>|pc[-asym][-act][-awq][-fit], w8a8[-smooth[-a<alpha>]], "
+        "(grammar: int{2,3,4,8}-{rtn,awq,gptq}-g<N>|pc[-asym][-act][-am][-awq][-fit], w8a8[-smooth[-a<alpha>]], "
         "ternary-g<N>|pc|pt[-b3], kv-int8; any with -head, -kv8)"
     )

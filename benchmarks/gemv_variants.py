@@ -104,10 +104,16 @@ def run_case(
 
     rows = sweep(tc.tc_candidates(first, m) if "tc" in families else [], tc.tc_qmm, "tc")
     out["tc_all"] = rows
-    if m == 1 and "a8" in families and ga.a8_supported(first):
-        cands = [c for c in ga.a8_candidates(first) if ga.a8_fits(first, c)]
+    if m == 1 and families & {"a8", "a8-chosen"} and ga.a8_supported(first):
+        from trico.kernels.dispatch import a8_choice
+
+        chosen = a8_choice(first)
+        if "a8" in families:
+            cands = [c for c in ga.a8_candidates(first) if ga.a8_fits(first, c)]
+        else:  # the dispatched shape with and without the software prefetch
+            cands = [chosen, dataclasses.replace(chosen, prefetch=not chosen.prefetch)] if chosen else []
         arows = sweep(cands, ga.gemv_a8, "a8")
-        out["a8_all"] = arows[:8]
+        out["a8_all"] = arows[:8] if "a8" in families else arows
         if arows:
             out["a8_ms"], out["a8_cfg"] = arows[0]["ms"], arows[0]["cfg"]
             out["a8_rel_err"] = rel(ga.gemv_a8(xs[0], pws[0], ga.A8Config(*arows[0]["cfg"])))
@@ -148,7 +154,8 @@ def main() -> int:
     p.add_argument(
         "--families",
         default="qmm,tc,gemv,a8",
-        help="kernel families to sweep: qmm, tc, gemv (or gemv-chosen: the dispatched shape only), a8",
+        help="kernel families to sweep: qmm, tc, gemv (or gemv-chosen: the dispatched shape only), "
+        "a8 (or a8-chosen: the dispatched shape with and without prefetch)",
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()

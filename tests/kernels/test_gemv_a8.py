@@ -30,7 +30,14 @@ CASES = [  # fmt, n, k, group (0 per tensor), symmetric
 
 @pytest.mark.parametrize("fmt,n,k,group,sym", CASES)
 @pytest.mark.parametrize(
-    "cfg", [A8Config(8, 4, 1), A8Config(16, 2, 2, split_k=2), A8Config(8, 4, 1, split_k=3)]
+    "cfg",
+    [
+        A8Config(8, 4, 1),
+        A8Config(16, 2, 2, split_k=2),
+        A8Config(8, 4, 1, split_k=3),
+        A8Config(8, 4, 1, prefetch=True),
+        A8Config(8, 2, 1, split_k=3, prefetch=True),
+    ],
 )
 def test_gemv_a8_matches_its_reference(fmt, n, k, group, sym, cfg):
     q, s, m = random_packed(fmt, n, k, group, sym, seed=n + k)

@@ -85,6 +85,11 @@ def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
     return GemvWordConfig(16, 64, 4, 1)
 
 
+A8_PREFETCH = True
+"""Whether the int8-activation GEMV keeps two tiles of words in flight (family `a8-chosen` of
+benchmarks/gemv_variants.py times the dispatched shape both ways)."""
+
+
 def a8_choice(pw: qk.PackedWeight) -> A8Config | None:
     """The int8-activation GEMV's launch shape (inside int8_activations(), one row), per the H200 sweep.
 
@@ -97,9 +102,9 @@ def a8_choice(pw: qk.PackedWeight) -> A8Config | None:
     kw = pw.k * bits // 32
     block_w = 64 if kw % 64 == 0 else 32 if kw % 32 == 0 else 16
     if pw.n > 8192:
-        cfg = A8Config(16 if bits >= 4 else 64, block_w, 4, 1)
+        cfg = A8Config(16 if bits >= 4 else 64, block_w, 4, 1, A8_PREFETCH)
     else:
-        cfg = A8Config({8: 16, 4: 32, 2: 64}[bits], block_w, 8 if bits == 8 else 4, 4)
+        cfg = A8Config({8: 16, 4: 32, 2: 64}[bits], block_w, 8 if bits == 8 else 4, 4, A8_PREFETCH)
     return cfg if a8_fits(pw, cfg) else None
 
 

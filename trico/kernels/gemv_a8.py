@@ -226,9 +226,9 @@ if triton is not None:
         HAS_RES: tl.constexpr,
         QUAD: tl.constexpr,
         ASM: tl.constexpr,
+        PREFETCH: tl.constexpr,
         PDL: tl.constexpr,
     ):
-        wait_for_producer(PDL)
         # Launcher guarantees: N % BLOCK_N == 0, KW and WORDS_PER_SPLIT multiples of BLOCK_W (no masks).
         PL: tl.constexpr = 32 // BITS // 4  # byte planes per word
         MASK: tl.constexpr = ((1 << BITS) - 1) * 0x01010101 if BITS < 8 else -1
@@ -240,9 +240,22 @@ if triton is not None:
         acc = tl.zeros([BLOCK_N, UNITS], dtype=tl.float32)
         xsum = tl.zeros([UNITS], dtype=tl.float32)
         ones = tl.full([BLOCK_W], 0x01010101, tl.int32)
-        for w0 in range(w_lo, tl.minimum(w_lo + WORDS_PER_SPLIT, KW), BLOCK_W):
+        w_hi = tl.minimum(w_lo + WORDS_PER_SPLIT, KW)
+        # With PREFETCH the next tile's words are requested before this one is multiplied (Triton
+        # pipelines only loads that feed a dot); the last step re-reads its own tile instead of
+        # masking, so every load stays an unmasked 16-byte vector. Weights are constants: the first
+        # tile may be requested before the wait for the producer of x.
+        if PREFETCH:
+            u_next = tl.load(rows + (w_lo + tl.arange(0, BLOCK_W))[None, :])
+        wait_for_producer(PDL)
+        for w0 in range(w_lo, w_hi, BLOCK_W):
             ww = w0 + tl.arange(0, BLOCK_W)
-            u = tl.load(rows + ww[None, :])
+            if PREFETCH:
+                u = u_next
+                nxt = tl.minimum(w0 + BLOCK_W, w_hi - BLOCK_W)
+                u_next = tl.load(rows + (nxt + tl.arange(0, BLOCK_W))[None, :])
+            else:
+                u = tl.load(rows + ww[None, :])
             dp = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
             xs = tl.zeros([BLOCK_W], dtype=tl.int32)
             for p in tl.static_range(PL):
@@ -310,6 +323,8 @@ class A8Config:
     """int32 words of a row per loop step."""
     num_warps: int = 4
     split_k: int = 1
+    prefetch: bool = False
+    """Request the next tile of words before multiplying this one (two tiles in flight per program)."""
 
 
 def a8_fits(pw: PackedWeight, config: A8Config) -> bool:
@@ -400,6 +415,7 @@ def gemv_a8(
         HAS_RES=residual is not None,
         QUAD=config.block_w % 4 == 0 and wpqb % 4 == 0 and (per_row or wpg % 4 == 0),
         ASM=not INTERPRET,
+        PREFETCH=config.prefetch,
         num_warps=config.num_warps,
         **launch_kwargs(x),
     )

@@ -88,19 +88,20 @@ def attention_mass(block: nn.Module, x: BlockInputs, chunk: int = 4) -> torch.Te
     from trico.models.llama import apply_rope
 
     attn = block.self_attn
-    b_heads, kv_heads, hd = attn.n_heads, attn.n_kv_heads, attn.head_dim
+    n_heads, kv_heads, hd = attn.n_heads, attn.n_kv_heads, attn.head_dim
+    rep = n_heads // kv_heads
     out = []
     for i in range(0, x.h.shape[0], chunk):
         h = block.input_layernorm(x.h[i : i + chunk])
         b, t, _ = h.shape
-        q = attn.q_proj(h).view(b, t, b_heads, hd).transpose(1, 2)
+        q = attn.q_proj(h).view(b, t, n_heads, hd).transpose(1, 2)
         k = attn.k_proj(h).view(b, t, kv_heads, hd).transpose(1, 2)
         q, k = apply_rope(q, x.cos, x.sin).float(), apply_rope(k, x.cos, x.sin).float()
-        k = k.repeat_interleave(b_heads // kv_heads, dim=1)
-        s = (q @ k.transpose(-1, -2)) * hd**-0.5
-        causal = torch.ones(t, t, dtype=torch.bool, device=s.device).triu(1)
-        a = s.masked_fill(causal, float("-inf")).softmax(-1)
-        out.append(a.sum(-2).mean(1).cpu())
+        # the query heads of one KV head (GQA) as one matrix: one matmul per KV head, no repeated keys
+        s = (q.reshape(b, kv_heads, rep * t, hd) * hd**-0.5) @ k.transpose(-1, -2)
+        s = s.view(b, kv_heads, rep, t, t)
+        s.masked_fill_(torch.ones(t, t, dtype=torch.bool, device=s.device).triu(1), float("-inf"))
+        out.append(torch.softmax(s, -1).sum(-2).mean((1, 2)).cpu())
     return torch.cat(out)
 
 

@@ -73,7 +73,8 @@ def test_acceptance_lines_pass_and_fail_from_one_run():
         dict(run, bench="prefill", scheme="int4-g128", batch=1, ttft_ms=100.0),
         dict(run, bench="decode", scheme="int8", batch=1, tok_s=999.0, _file="other.json", git_sha="old"),
         dict(run, bench="decode", scheme="int4-g128", batch=1, tok_s=300.0),
-        dict(run, bench="decode", scheme="int4-g128-a8", batch=1, tok_s=650.0, _file="a8.json"),
+        dict(run, bench="decode", scheme="int4-g128-a8", batch=1, tok_s=650.0),
+        dict(run, bench="decode", scheme="tern2-a8", batch=1, tok_s=999.0, _file="a8.json"),  # no baseline
         # an older full run is not the one checked
         dict(
             run,
@@ -87,11 +88,23 @@ def test_acceptance_lines_pass_and_fail_from_one_run():
         ),
     ]
     text = "\n".join(report.acceptance(rows))
-    assert "computed from `decode-llama-2-7b-h200.json`" in text
-    assert "**PASS** bf16 batch-1 tok/s: 210.0" in text
+    main = "`decode-llama-2-7b-h200.json`"
+    assert f"**PASS** bf16 batch-1 tok/s: 210.0 (target >= 205.0; {main})" in text
     assert "**FAIL** bf16 MBU" in text
     assert "**PASS** batch 16: int4-g128 total tok/s over bf16's: 3.00" in text
     assert "**FAIL** prefill int4-g128 speed over bf16's: 0.50" in text
-    assert "**MISSING** int8 batch-1 tok/s" in text  # rows of other runs are not mixed in
+    assert "**MISSING** int8 batch-1 tok/s" in text  # rows of runs without a baseline are not used
     assert "**FAIL** int4-g128 batch-1 tok/s: 300.0" in text
-    assert "**PASS** int4-g128 batch-1 tok/s with int8 activations (`a8.json`): 650.0" in text
+    assert f"**PASS** int4-g128 batch-1 tok/s with int8 activations: 650.0 (target >= 600.0; {main})" in text
+    assert "tern2 batch-1 tok/s with int8 activations" not in text
+    # a newer batch-1-only run with its own baseline takes over the batch-1 lines, not the others
+    newer = dict(run, _file="b1.json", date="2026-11-30")
+    rows += [
+        dict(newer, bench="decode", scheme="bf16", batch=1, tok_s=220.0, mbu=0.8, baseline=hf),
+        dict(newer, bench="decode", scheme="int4-g128", batch=1, tok_s=320.0),
+    ]
+    text = "\n".join(report.acceptance(rows))
+    assert "**PASS** bf16 batch-1 tok/s: 220.0 (target >= 205.0; `b1.json`)" in text
+    assert "**FAIL** int4-g128 batch-1 tok/s: 320.0 (target >= 600.0; `b1.json`)" in text
+    assert f"int8 activations: 650.0 (target >= 600.0; {main})" in text
+    assert f"**PASS** batch 16: int4-g128 total tok/s over bf16's: 3.00 (target >= 2.50; {main})" in text

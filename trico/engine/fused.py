@@ -7,7 +7,10 @@ projection each (fewer, larger GEMVs), RoPE in one kernel on the projections' ow
 SiLU gate in one kernel and the block's last residual add inside the down projection's kernel;
 on CPU tensors it calls the original layer code, so results there are the reference ones. A
 decode step over a bf16/fp16 static cache rotates q and k and writes k and v into the cache in
-one kernel, then runs the flash-decoding kernel; other caches keep their own `attend`.
+one kernel, then runs the flash-decoding kernel; other caches keep their own `attend`. Under
+`int8_activations()` the kernels that produce a projection's input (RMSNorm, SiLU gate, attention
+combine) also write it quantized for the int8-activation GEMV. A 16-bit lm_head becomes FusedHead:
+fp32 logits from the tensor-core GEMM.
 """
 
 from __future__ import annotations
@@ -181,9 +184,8 @@ class FusedDecoderLayer(nn.Module):
         else:
             aq = None
             act = silu_mul(_project(mlp.gate_proj, hn), _project(mlp.up_proj, hn))
-        return _project(
-            mlp.down_proj, act, residual=h, quantized=aq
-        )  # the residual add happens in the kernel
+        # The residual add happens in the down projection's kernel.
+        return _project(mlp.down_proj, act, residual=h, quantized=aq)
 
     def _attention(self, xn, cos, sin, input_pos, cache, qkv_proj, xq=None):  # noqa: ANN001, ANN202
         """Attention of a chunk of tokens (prefill, or a cache the one-kernel decode path does not take)."""

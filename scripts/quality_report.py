@@ -40,6 +40,7 @@ from trico.quant.calibration import DEFAULT_N_SEQS, DEFAULT_SEQ_LEN, load_calibr
 DEFAULT_SCHEMES = [
     "int4-rtn-g128-fit",
     "int4-gptq-g128-fit",
+    "int4-gptq-g128-am-fit",
     "int4-gptq-g128-act-am-fit",
     "int4-gptq-g128-act-awq-fit",
     "int4-awq-g128-fit",
@@ -50,6 +51,7 @@ DEFAULT_SCHEMES = [
     "int8",
     "int8-rtn-g32",
     "int8-gptq-pc-act-awq",
+    "int8-gptq-pc-am",
     "kv-int8",
     "w8a8",
     "w8a8-smooth",

@@ -85,3 +85,25 @@ def test_batch_64_dense_tiles_fit_in_shared_memory():
     cfg = dispatch.tensor_core_choice(dense, 64)
     smem = cfg.num_stages * (64 + cfg.block_n) * cfg.block_k * 2
     assert smem <= 227 * 1024
+
+
+def test_a8_choice_is_near_the_best_swept_shape():
+    # The rule must pick, on every swept Llama shape, a launch shape timed within 10% of the best one.
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    sweep = json.loads(Path("benchmarks/results/gemv-a8-split-sweep-h200.json").read_text())
+    for case in sweep["cases"]:
+        pw = SimpleNamespace(
+            n=case["n"],
+            k=case["k"],
+            fmt=case["fmt"],
+            scale_mode=2 if "g128" in case["label"] else 1,
+            group_size=128,
+        )
+        cfg = dispatch.a8_choice(pw)
+        timed = {tuple(r["cfg"][:4]): r["ms"] for r in case["a8_all"]}
+        got = (cfg.block_n, cfg.block_w, cfg.num_warps, cfg.split_k)
+        assert got in timed, f"{case['label']} {case['n']}x{case['k']}: {got} is not among the fastest swept"
+        assert case["a8_ms"] / timed[got] >= 0.9, f"{case['label']} {case['n']}x{case['k']}: {got}"

@@ -44,6 +44,25 @@ def test_tc_qmm_is_within_one_rounding_of_the_exact_product():
     assert float(((got.double() - exact).abs() / ulp).max()) <= 1.05
 
 
+@pytest.mark.parametrize("fmt,group,sym", [("int8", 0, True), ("uint4", 64, False), ("tern2", 0, True)])
+def test_tc_qmm_outlier_channel_does_not_cancel(fmt, group, sym):
+    """An activation outlier (as SmolLM2 has) must not cost precision on the other channels.
+
+    With the code offset taken out after the loop, fp32 lost ~2^-24 * MAGIC * sum|x| to
+    cancellation (the tern2 case failed that way under the interpreter, int8 on SmolLM2 on the GPU).
+    """
+    k = 256
+    q, s, m = random_packed(fmt, 32, k, group, sym, seed=5)
+    x = torch.randn(3, k, generator=torch.Generator().manual_seed(5)) * 0.05
+    x[:, 7] = 30000.0
+    x = x.to(torch.bfloat16)
+    w = dequantize_reference(q, s, m, fmt, group, k).double()
+    exact = x.double() @ w.t()
+    got = tc_qmm(x.to(DEV), pack_for_kernel(*_dev(q, s, m), fmt, group, k), TcConfig(16, 64)).cpu()
+    ulp = torch.exp2(torch.floor(torch.log2(exact.abs().clamp_min(1e-30))) - 7)
+    assert float(((got.double() - exact).abs() / ulp).max()) <= 1.05
+
+
 def test_tc_qmm_dense_bf16_weight():
     g = torch.Generator().manual_seed(1)
     w = torch.randn(40, 128, generator=g).to(torch.bfloat16)

@@ -52,6 +52,19 @@ def test_forward_matches_dense_and_keeps_fp16_scales() -> None:
     assert ql(x.bfloat16()).dtype == torch.bfloat16
 
 
+def test_bf16_forward_rounds_once_not_the_weight() -> None:
+    # The kernels' math: fp32 codes x scales x inputs, one rounding of the output. Rounding the
+    # dequantized weight to bf16 first gives different outputs on these shapes (checked below).
+    g = torch.Generator().manual_seed(3)
+    u = torch.randint(0, 16, (64, 256), generator=g).to(torch.uint8)
+    s = (torch.rand(64, 4, generator=g) / 10 + 0.01).half()
+    ql = QLinear.from_codes(u, s, "uint4", 64)
+    x = torch.randn(2, 256, generator=g).bfloat16()
+    exact = (x.float() @ ql.dequantize().T).bfloat16()
+    assert torch.equal(ql(x), exact)
+    assert not torch.equal(ql(x), x @ ql.dequantize().bfloat16().T)
+
+
 def test_w8a8_forward_quantizes_activations_per_token() -> None:
     torch.manual_seed(0)
     q = torch.randint(-127, 128, (8, 16), dtype=torch.int8)

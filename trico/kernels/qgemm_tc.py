@@ -7,10 +7,12 @@ weight costs a few integer instructions:
 
 - codes become fp16/bf16 numbers with the exponent trick: a code c OR-ed into the mantissa of
   1024.0 (fp16 0x6400) or 128.0 (bf16 0x4300) *is* the float MAGIC + c, so no conversion runs;
-- grouped weights subtract MAGIC + offset in 16-bit float (exact: small integers) and scale the
-  [M, N] partial product once per group; weights with one scale per row keep MAGIC + c and take
-  (MAGIC + offset) * sum_k x_k out once at the end (the fp32 accumulation loses ~2^-24 * MAGIC *
-  sum|x| to it, far below the bf16 rounding of the result); asymmetric groups add min * sum x.
+- every weight then has MAGIC + offset subtracted in 16-bit float (exact: small integers), so the
+  dot sums x * (c - offset) directly; grouped weights scale the [M, N] partial product once per
+  group, one scale per row scales once at the end; asymmetric weights add min * sum x. (Taking
+  (MAGIC + offset) * sum x out after the loop instead saves that subtraction but cancels: fp32
+  loses ~2^-24 * MAGIC * sum|x|, which on SmolLM2's outlier channels moved 5% of an int8 layer's
+  bf16 outputs, some by thousands of ulps, against the fp32 reference.)
 
 Rows of x beyond M are masked loads (no memory traffic), so M = 1 runs as a 16-row tile. 8-bit codes
 need 8 mantissa bits and run in fp16 (x is converted); narrower codes use x's own dtype.
@@ -145,7 +147,7 @@ if triton is not None:
         BKB: tl.constexpr = BLOCK_K * BITS // 8 if BITS < 16 else BLOCK_K
         MAGIC: tl.constexpr = 1024.0 if FP16 else 128.0
         STEP: tl.constexpr = BLOCK_K * GROUPS_PER_STEP
-        SUB: tl.constexpr = MAGIC + OFFSET if (BITS < 16 and not PER_ROW and not HAS_MIN) else 0.0
+        SUB: tl.constexpr = MAGIC + OFFSET if BITS < 16 else 0.0
         k_per_split = tl.cdiv(tl.cdiv(K, SPLIT_K), STEP) * STEP
         k_lo = pid_k * k_per_split
         k_hi = tl.minimum(k_lo + k_per_split, K)
@@ -170,28 +172,24 @@ if triton is not None:
                 )
                 if BITS == 16 or PER_ROW:
                     acc += part
-                    if BITS < 16:
+                    if HAS_MIN:
                         xacc += xd.to(tl.float32)
                 else:
                     sidx = offs_n * stride_sn + (k0 + gi * BLOCK_K) // BLOCK_K
                     s = tl.load(s_ptr + sidx, mask=mask_n, other=0.0).to(tl.float32)
+                    acc += part * s[None, :]
                     if HAS_MIN:
                         xs = tl.sum(xd.to(tl.float32), axis=1)
                         mn = tl.load(m_ptr + sidx, mask=mask_n, other=0.0).to(tl.float32)
-                        acc += (part - (MAGIC + OFFSET) * xs[:, None]) * s[None, :] + xs[:, None] * mn[
-                            None, :
-                        ]
-                    else:
-                        acc += part * s[None, :]
+                        acc += xs[:, None] * mn[None, :]
             w_ptrs += STEP * BKB // BLOCK_K
             x_ptrs += STEP
         if PER_ROW and BITS < 16:
-            xs_all = tl.sum(xacc, axis=1)
             s = tl.load(s_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
-            acc = (acc - (MAGIC + OFFSET) * xs_all[:, None]) * s[None, :]
+            acc = acc * s[None, :]
             if HAS_MIN:
                 mn = tl.load(m_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
-                acc += xs_all[:, None] * mn[None, :]
+                acc += tl.sum(xacc, axis=1)[:, None] * mn[None, :]
         y_offs = offs_m[:, None] * stride_ym + offs_n[None, :]
         ymask = mask_m[:, None] & mask_n[None, :]
         tile = pid_m * tl.num_programs(0) + pid_n

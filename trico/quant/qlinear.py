@@ -157,15 +157,20 @@ class QLinear(nn.Module):
         return self.reference_forward(x)
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Plain-torch forward: dequantize (cached) and matmul; w8a8 also quantizes activations per token."""
+        """Plain-torch forward: dequantize (cached) and matmul in fp32, one rounding to x's dtype at the end.
+
+        The GPU kernels scale integer codes in fp32 and round only the output; a weight rounded to
+        bf16 first is a different number (2^-9 relative), and that difference alone was enough to
+        flip SmolLM2's greedy argmax against the Triton path. w8a8 also quantizes activations per token.
+        """
         if self.fmt == "w8a8":
             return self._w8a8_forward(x)
-        return F.linear(x, self._dense_weight(x.dtype))
+        return F.linear(x.float(), self._dense_weight()).to(x.dtype)
 
-    def _dense_weight(self, dtype: torch.dtype) -> torch.Tensor:
+    def _dense_weight(self) -> torch.Tensor:
         # Unpacking every call would dominate CPU evaluation; the cache is dropped on any move/load.
-        if self._dense is None or self._dense.dtype != dtype or self._dense.device != self.qweight.device:
-            self._dense = self.dequantize().to(dtype)
+        if self._dense is None or self._dense.device != self.qweight.device:
+            self._dense = self.dequantize().contiguous()
         return self._dense
 
     def _w8a8_forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -122,7 +122,7 @@ def run_case(
 
         cands = gw.gemv_candidates(first) if "gemv" in families else [word_gemv_choice(first, 1)]
         grows = sweep(cands, gw.gemv_words, "gemv")
-        out["gemv_all"] = grows[:5]
+        out["gemv_all"] = grows[:8]
         if grows:
             out["gemv_ms"], out["gemv_cfg"] = grows[0]["ms"], grows[0]["cfg"]
             out["gemv_rel_err"] = rel(gw.gemv_words(xs[0], pws[0], gw.GemvWordConfig(*grows[0]["cfg"])))

@@ -248,16 +248,16 @@ def gemv_default_config(pw: PackedWeight) -> GemvWordConfig:
 
 
 def gemv_candidates(pw: PackedWeight) -> list[GemvWordConfig]:
-    """Launch shapes worth timing for this weight."""
-    out = [GemvWordConfig(bn, bw, warps) for bn in (16, 32, 64) for bw in (32, 64) for warps in (2, 4)]
-    splits = (2, 4) if pw.n <= 8192 else (2,)
-    out += [
-        GemvWordConfig(c.block_n, c.block_w, c.num_warps, sk)
-        for c in list(out)
-        for sk in splits
-        if c.block_n >= 32
+    """Launch shapes worth timing for this weight: row tiles of 16-128, split-K up to 16 (<= 16 programs per SM)."""
+    kw = pw.k * GEMV_BITS[pw.fmt] // 32
+    return [
+        GemvWordConfig(bn, bw, warps, sk)
+        for bn in (16, 32, 64, 128)
+        for bw in (32, 64)
+        for warps in (2, 4)
+        for sk in (1, 2, 4, 8, 16)
+        if bn * bw >= 256 * warps and -(-pw.n // bn) * sk <= 16 * 132 and kw // sk >= bw
     ]
-    return out
 
 
 def gemv_words(

@@ -6,11 +6,12 @@ runs RMSNorm with the residual add fused, the Q/K/V and gate/up projections as o
 projection each (fewer, larger GEMVs), RoPE in one kernel on the projections' own layout, the
 SiLU gate in one kernel and the block's last residual add inside the down projection's kernel;
 on CPU tensors it calls the original layer code, so results there are the reference ones. A
-decode step over a bf16/fp16 static cache rotates q and k and writes k and v into the cache in
-one kernel, then runs the flash-decoding kernel; other caches keep their own `attend`. Under
-`int8_activations()` the kernels that produce a projection's input (RMSNorm, SiLU gate, attention
-combine) also write it quantized for the int8-activation GEMV. A 16-bit lm_head becomes FusedHead:
-fp32 logits from the tensor-core GEMM.
+decode step over a bf16/fp16 static cache takes its whole attention from one kernel launch
+(`rope_decode_attention`: rotate q and k, write k and v into the cache, flash-decoding and the
+merge of its splits), since at batch 1 each launch costs about as much as the work it does;
+other caches keep their own `attend`. Under `int8_activations()` the kernels that produce a
+projection's input (RMSNorm, SiLU gate, attention) also write it quantized for the
+int8-activation GEMV. A 16-bit lm_head becomes FusedHead: fp32 logits from the tensor-core GEMM.
 """
 
 from __future__ import annotations
@@ -101,13 +102,14 @@ def _project(
 
 
 def _single_token_cache(cache: object, x: torch.Tensor, head_dim: int) -> bool:
-    """Whether this step can rotate and store k/v in one kernel and attend with the flash-decoding one."""
+    """Whether this step's attention can run as one `rope_decode_attention` launch."""
     from trico.engine.kv_cache import StaticKVCache
 
     return (
         type(cache) is StaticKVCache
         and x.shape[1] == 1
         and cache.k.dtype == x.dtype
+        and x.dtype in (torch.bfloat16, torch.float16)
         and head_dim in (32, 64, 128, 256)
     )
 
@@ -159,14 +161,14 @@ class FusedDecoderLayer(nn.Module):
         )
         oq = None
         if qkv_proj is not None and _single_token_cache(cache, x, hd):
-            # Decode: rotate q, k and write k, v into the cache in one kernel, then flash-decoding.
-            from trico.kernels.decode_attention import decode_attention
-            from trico.kernels.rope import rope_qkv_store
+            # Decode: RoPE, the cache store and attention in one launch (launch cost rivals the work).
+            from trico.kernels.decode_attention import rope_decode_attention
 
             kc, vc = cache.k[attn.layer_idx], cache.v[attn.layer_idx]
-            q = rope_qkv_store(_project(qkv_proj, xn, quantized=xq), cos, sin, kc, vc, input_pos, nq, nkv)
+            qkv = _project(qkv_proj, xn, quantized=xq)
             oq = _a8_input(attn.o_proj, x)
-            o = decode_attention(q, kc, vc, input_pos, quantized_out=oq).view(b, t, nq * hd)
+            o = rope_decode_attention(qkv, cos, sin, kc, vc, input_pos, nq, nkv, quantized_out=oq)
+            o = o.view(b, t, nq * hd)
         else:
             o = self._attention(xn, cos, sin, input_pos, cache, qkv_proj, xq)
         o = _project(attn.o_proj, o, quantized=oq)

@@ -247,8 +247,10 @@ if triton is not None:
                 )
                 if DOT_F32:
                     acc += tl.dot(x2.to(tl.float32), tl.trans(f2))
-                else:
+                elif SCALE_MODE >= 2:
                     acc += tl.dot(x2.to(tl.float32), tl.trans(f2), input_precision="tf32x3")
+                else:
+                    acc += tl.dot(x2, tl.trans(f2.to(x2.dtype)))
                 if SCALE_MODE == 1 and HAS_MIN:
                     xsum += tl.sum(x2.to(tl.float32), axis=1)
             else:
@@ -290,10 +292,12 @@ if triton is not None:
                     w2 = tl.reshape(f, [BLOCK_N, BLOCK_J * P_PAD])
                     if DOT_F32:
                         acc += tl.dot(x2.to(tl.float32), tl.trans(w2))
-                    else:
+                    elif SCALE_MODE >= 2:
                         # Scaled weights rounded to bf16 for the tensor cores moved 42% of a ternary
                         # layer's outputs off the fp32 reference; three tf32 products keep ~fp32.
                         acc += tl.dot(x2.to(tl.float32), tl.trans(w2), input_precision="tf32x3")
+                    else:  # bare integer codes (the row scale comes after the loop): exact in 16 bits
+                        acc += tl.dot(x2, tl.trans(w2.to(x2.dtype)))
                     if SCALE_MODE == 1 and HAS_MIN:
                         xsum += tl.sum(x2.to(tl.float32), axis=1)
                 else:

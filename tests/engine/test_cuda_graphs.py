@@ -128,18 +128,29 @@ def test_graph_replay_matches_eager_step_on_gpu():
 
 
 @pytest.mark.parametrize(
-    "scheme,a8",
-    [(None, False), ("int4-rtn-g32", False), ("int8", False), ("int4-rtn-g32", True), ("int8", True)],
+    "scheme,a8,one_launch",
+    [
+        (None, False, False),
+        ("int4-rtn-g32", False, False),
+        ("int8", False, False),
+        ("int4-rtn-g32", True, False),
+        ("int8", True, False),
+        (None, False, True),
+        ("int8", True, True),
+    ],
 )
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="runs Triton kernels on CPU tensors")
 @torch.no_grad()
-def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, monkeypatch):
+def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_launch, monkeypatch):
     """The CUDA decode path (rope + cache store in one kernel, flash-decoding, residual add inside the
     down projection; with a8, int8-activation GEMVs fed by their producers) run by the Triton interpreter on CPU gives the
     reference step's logits and cache."""
+    from trico.engine import fused
     from trico.kernels import fused_on_cpu, int8_activations
     from trico.kernels.gemv_a8 import gemv_a8
     from trico.quant.api import quantize
+
+    monkeypatch.setattr(fused, "ONE_LAUNCH_ATTENTION", one_launch)
 
     cfg = tiny_config(dim=128, n_heads=4, n_kv_heads=2)  # head_dim 32: the one-kernel decode path
     model = build_model(cfg, dtype=torch.bfloat16)

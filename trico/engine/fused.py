@@ -6,10 +6,9 @@ runs RMSNorm with the residual add fused, the Q/K/V and gate/up projections as o
 projection each (fewer, larger GEMVs), RoPE in one kernel on the projections' own layout, the
 SiLU gate in one kernel and the block's last residual add inside the down projection's kernel;
 on CPU tensors it calls the original layer code, so results there are the reference ones. A
-decode step over a bf16/fp16 static cache takes its whole attention from one kernel launch
-(`rope_decode_attention`: rotate q and k, write k and v into the cache, flash-decoding and the
-merge of its splits), since at batch 1 each launch costs about as much as the work it does;
-other caches keep their own `attend`. Under `int8_activations()` the kernels that produce a
+decode step over a bf16/fp16 static cache rotates q and k and writes k and v into the cache in
+one kernel, then runs the flash-decoding kernel and its merge (with ONE_LAUNCH_ATTENTION, all of
+that is one `rope_decode_attention` launch instead); other caches keep their own `attend`. Under `int8_activations()` the kernels that produce a
 projection's input (RMSNorm, SiLU gate, attention) also write it quantized for the
 int8-activation GEMV. A 16-bit lm_head becomes FusedHead: fp32 logits from the tensor-core GEMM.
 """
@@ -101,8 +100,20 @@ def _project(
     return y if residual is None else residual + y
 
 
+ONE_LAUNCH_ATTENTION = False
+"""Run a decode step's RoPE, cache store and attention as one `rope_decode_attention` launch.
+
+Off by default: alone it is faster (H200, per layer at batch 1: 7.3 -> 5.4 us), but in the
+CUDA-graph step with programmatic dependent launch its grid is scheduled while the long QKV
+projection still runs, and (our reading) its waiting programs hold SM slots that projection
+needs. Llama-2-7B on the H200, one run (benchmarks/results/experiments/): batch 16 INT4 2595
+tok/s with it vs 3224 with the three-kernel path (3189 with it and PDL off, printed, not kept);
+batch-1 int8-activation formats came out 2-3% below that day's three-kernel profile.
+"""
+
+
 def _single_token_cache(cache: object, x: torch.Tensor, head_dim: int) -> bool:
-    """Whether this step's attention can run as one `rope_decode_attention` launch."""
+    """Whether this step can rotate and store k/v in one kernel and attend with the flash-decoding one."""
     from trico.engine.kv_cache import StaticKVCache
 
     return (
@@ -161,13 +172,20 @@ class FusedDecoderLayer(nn.Module):
         )
         oq = None
         if qkv_proj is not None and _single_token_cache(cache, x, hd):
-            # Decode: RoPE, the cache store and attention in one launch (launch cost rivals the work).
-            from trico.kernels.decode_attention import rope_decode_attention
-
             kc, vc = cache.k[attn.layer_idx], cache.v[attn.layer_idx]
             qkv = _project(qkv_proj, xn, quantized=xq)
             oq = _a8_input(attn.o_proj, x)
-            o = rope_decode_attention(qkv, cos, sin, kc, vc, input_pos, nq, nkv, quantized_out=oq)
+            if ONE_LAUNCH_ATTENTION:
+                from trico.kernels.decode_attention import rope_decode_attention
+
+                o = rope_decode_attention(qkv, cos, sin, kc, vc, input_pos, nq, nkv, quantized_out=oq)
+            else:
+                # Rotate q, k and write k, v into the cache in one kernel, then flash-decoding.
+                from trico.kernels.decode_attention import decode_attention
+                from trico.kernels.rope import rope_qkv_store
+
+                q = rope_qkv_store(qkv, cos, sin, kc, vc, input_pos, nq, nkv)
+                o = decode_attention(q, kc, vc, input_pos, quantized_out=oq)
             o = o.view(b, t, nq * hd)
         else:
             o = self._attention(xn, cos, sin, input_pos, cache, qkv_proj, xq)

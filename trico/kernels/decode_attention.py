@@ -62,6 +62,48 @@ def decode_attention_reference(
 if triton is not None:
 
     @triton.jit
+    def _attend_range(
+        q, k_ptr, v_ptr, ks_ptr, vs_ptr, kbase, sbase, start, end, stride_kl, sm_scale,
+        REP_PAD: tl.constexpr, D: tl.constexpr, BLOCK_L: tl.constexpr, QUANT: tl.constexpr, DOT_F32: tl.constexpr,
+    ):  # fmt: skip
+        """Online softmax of q [REP_PAD, D] over cached positions start..end-1: (running max, sum, acc)."""
+        offs_d = tl.arange(0, D)
+        m_i = tl.full([REP_PAD], float("-inf"), dtype=tl.float32)
+        l_i = tl.zeros([REP_PAD], dtype=tl.float32)
+        acc = tl.zeros([REP_PAD, D], dtype=tl.float32)
+        for l0 in range(start, end, BLOCK_L):
+            offs_l = l0 + tl.arange(0, BLOCK_L)
+            lmask = offs_l < end
+            kv_off = kbase + offs_l[:, None] * stride_kl + offs_d[None, :]
+            kt = tl.load(k_ptr + kv_off, mask=lmask[:, None], other=0.0)
+            vt = tl.load(v_ptr + kv_off, mask=lmask[:, None], other=0.0)
+            if QUANT:
+                ksc = tl.load(ks_ptr + (sbase + offs_l), mask=lmask, other=0.0).to(tl.float32)
+                vsc = tl.load(vs_ptr + (sbase + offs_l), mask=lmask, other=0.0).to(tl.float32)
+                kt = (kt.to(tl.float32) * ksc[:, None]).to(q.dtype)
+                vt = (vt.to(tl.float32) * vsc[:, None]).to(q.dtype)
+            elif DOT_F32:
+                kt = kt.to(tl.float32)
+                vt = vt.to(tl.float32)
+            s = tl.dot(q, tl.trans(kt)) * sm_scale
+            s = tl.where(lmask[None, :], s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, axis=1))
+            alpha = tl.exp(m_i - m_new)
+            p = tl.exp(s - m_new[:, None])
+            l_i = l_i * alpha + tl.sum(p, axis=1)
+            acc = acc * alpha[:, None] + tl.dot(p.to(vt.dtype), vt)
+            m_i = m_new
+        return m_i, l_i, acc
+
+    @triton.jit
+    def _partial(m_i, l_i, acc):
+        """A split's normalized output and log-sum-exp (-inf where it saw no key)."""
+        has = l_i > 0
+        out = acc / tl.where(has, l_i, 1.0)[:, None]
+        lse = tl.where(has, m_i + tl.log(tl.where(has, l_i, 1.0)), float("-inf"))
+        return out, lse
+
+    @triton.jit
     def _split_kernel(
         q_ptr,
         k_ptr,
@@ -109,36 +151,11 @@ if triton is not None:
         )
         if DOT_F32:
             q = q.to(tl.float32)
-        m_i = tl.full([REP_PAD], float("-inf"), dtype=tl.float32)
-        l_i = tl.zeros([REP_PAD], dtype=tl.float32)
-        acc = tl.zeros([REP_PAD, D], dtype=tl.float32)
-        kbase = b * stride_kb + hk * stride_kh
-        for l0 in range(start, end, BLOCK_L):
-            offs_l = l0 + tl.arange(0, BLOCK_L)
-            lmask = offs_l < end
-            kv_off = kbase + offs_l[:, None] * stride_kl + offs_d[None, :]
-            kt = tl.load(k_ptr + kv_off, mask=lmask[:, None], other=0.0)
-            vt = tl.load(v_ptr + kv_off, mask=lmask[:, None], other=0.0)
-            if QUANT:
-                soff = b * stride_sb + hk * stride_sh + offs_l
-                ksc = tl.load(ks_ptr + soff, mask=lmask, other=0.0).to(tl.float32)
-                vsc = tl.load(vs_ptr + soff, mask=lmask, other=0.0).to(tl.float32)
-                kt = (kt.to(tl.float32) * ksc[:, None]).to(q.dtype)
-                vt = (vt.to(tl.float32) * vsc[:, None]).to(q.dtype)
-            elif DOT_F32:
-                kt = kt.to(tl.float32)
-                vt = vt.to(tl.float32)
-            s = tl.dot(q, tl.trans(kt)) * sm_scale
-            s = tl.where(lmask[None, :], s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, axis=1))
-            alpha = tl.exp(m_i - m_new)
-            p = tl.exp(s - m_new[:, None])
-            l_i = l_i * alpha + tl.sum(p, axis=1)
-            acc = acc * alpha[:, None] + tl.dot(p.to(vt.dtype), vt)
-            m_i = m_new
-        has = l_i > 0
-        out = acc / tl.where(has, l_i, 1.0)[:, None]
-        lse = tl.where(has, m_i + tl.log(tl.where(has, l_i, 1.0)), float("-inf"))
+        m_i, l_i, acc = _attend_range(
+            q, k_ptr, v_ptr, ks_ptr, vs_ptr, b * stride_kb + hk * stride_kh, b * stride_sb + hk * stride_sh,
+            start, end, stride_kl, sm_scale, REP_PAD, D, BLOCK_L, QUANT, DOT_F32,
+        )  # fmt: skip
+        out, lse = _partial(m_i, l_i, acc)
         row = (b * HKV * REP + heads) * NSPLIT + split
         tl.store(o_ptr + row[:, None] * D + offs_d[None, :], out, mask=rmask[:, None])
         tl.store(lse_ptr + row, lse, mask=rmask)
@@ -315,27 +332,10 @@ if triton is not None:
             tl.store(v_ptr + slot + offs_d, v_new)
         if DOT_F32:
             q = q.to(tl.float32)
-        m_i = tl.full([REP_PAD], float("-inf"), dtype=tl.float32)
-        l_i = tl.zeros([REP_PAD], dtype=tl.float32)
-        acc = tl.zeros([REP_PAD, D], dtype=tl.float32)
-        kbase = b * stride_kb + hk * stride_kh
-        for l0 in range(start, end, BLOCK_L):
-            offs_l = l0 + tl.arange(0, BLOCK_L)
-            lmask = offs_l < end
-            kv_off = kbase + offs_l[:, None] * stride_kl + offs_d[None, :]
-            kt = tl.load(k_ptr + kv_off, mask=lmask[:, None], other=0.0)
-            vt = tl.load(v_ptr + kv_off, mask=lmask[:, None], other=0.0)
-            if DOT_F32:
-                kt = kt.to(tl.float32)
-                vt = vt.to(tl.float32)
-            sc = tl.dot(q, tl.trans(kt)) * sm_scale
-            sc = tl.where(lmask[None, :], sc, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(sc, axis=1))
-            alpha = tl.exp(m_i - m_new)
-            p = tl.exp(sc - m_new[:, None])
-            l_i = l_i * alpha + tl.sum(p, axis=1)
-            acc = acc * alpha[:, None] + tl.dot(p.to(vt.dtype), vt)
-            m_i = m_new
+        m_i, l_i, acc = _attend_range(
+            q, k_ptr, v_ptr, k_ptr, v_ptr, b * stride_kb + hk * stride_kh, 0,
+            start, end, stride_kl, sm_scale, REP_PAD, D, BLOCK_L, False, DOT_F32,
+        )  # fmt: skip
         # The last chunk is the shortest (chunks round up), so its program takes the new token. (Taking
         # it before the loop, which frees k_new and v_new, ran slower on an H200.)
         if split == NSPLIT - 1:
@@ -346,9 +346,7 @@ if triton is not None:
             l_i = l_i * alpha + p_new
             acc = acc * alpha[:, None] + p_new[:, None] * v_new.to(tl.float32)[None, :]
             m_i = m_new
-        has = l_i > 0
-        out = acc / tl.where(has, l_i, 1.0)[:, None]
-        lse = tl.where(has, m_i + tl.log(tl.where(has, l_i, 1.0)), float("-inf"))
+        out, lse = _partial(m_i, l_i, acc)
         prow = (bh * REP + offs_r) * NSPLIT + split
         tl.store(o_ptr + prow[:, None] * D + offs_d[None, :], out, mask=rmask[:, None])
         tl.store(lse_ptr + prow, lse, mask=rmask)

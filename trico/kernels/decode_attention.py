@@ -28,6 +28,7 @@ import torch
 from trico.kernels.gemv_a8 import QuantizedX
 from trico.kernels.pdl import launch_kwargs, wait_for_producer
 from trico.kernels.qlinear import INTERPRET
+from trico.kernels.rope import check_decode_qkv
 
 try:
     import triton
@@ -511,23 +512,13 @@ def rope_decode_attention(
     [B, H, D] over positions 0..pos; `quantized_out` as in `decode_attention`.
     """
     assert triton is not None, "Triton is not installed"
-    b, t, width = qkv.shape
-    d = cos.shape[-1]
+    b, d = check_decode_qkv(qkv, cos, sin, k_cache, v_cache, pos, n_heads, n_kv_heads)
     hkv = n_kv_heads
-    assert t == 1 and width == (n_heads + 2 * hkv) * d and qkv.is_contiguous(), (
-        "qkv must be [B, 1, (H+2Hkv)D]"
-    )
-    assert cos.shape == (1, d) and sin.shape == (1, d), "cos/sin are the [1, D] rows of this position"
-    assert cos.dtype == torch.float32 and sin.dtype == torch.float32, "cos/sin tables are fp32"
-    assert cos.is_contiguous() and sin.is_contiguous()
-    assert d & (d - 1) == 0 and d >= 16, f"head_dim must be a power of two >= 16, got {d}"
+    assert d >= 16, f"head_dim must be a power of two >= 16, got {d}"
     assert n_heads % hkv == 0, "query heads must be a multiple of kv heads"
-    assert k_cache.shape[:2] == (b, hkv) and k_cache.shape[3] == d and v_cache.shape == k_cache.shape
-    assert k_cache.stride() == v_cache.stride() and k_cache.stride(3) == 1, "caches must be dense in D"
     assert k_cache.dtype == v_cache.dtype == qkv.dtype and qkv.dtype in (torch.bfloat16, torch.float16), (
         "16-bit caches in qkv's dtype only"
     )
-    assert pos.numel() == 1, "pos is the single current position"
     a8 = quantized_out
     if a8 is not None:
         assert a8.q.shape == (b, n_heads * d) and d % a8.qb == 0, (

@@ -133,6 +133,32 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def check_decode_qkv(
+    qkv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    pos: torch.Tensor,
+    n_heads: int,
+    n_kv_heads: int,
+) -> tuple[int, int]:
+    """The layout contract of a decode token's fused QKV output and its layer's cache; returns (B, D)."""
+    b, t, width = qkv.shape
+    d = cos.shape[-1]
+    assert t == 1 and width == (n_heads + 2 * n_kv_heads) * d and qkv.is_contiguous(), (
+        "qkv must be [B, 1, (H+2Hkv)D]"
+    )
+    assert cos.shape == (1, d) and sin.shape == (1, d), "cos/sin are the [1, D] rows of this position"
+    assert cos.dtype == torch.float32 and sin.dtype == torch.float32, "cos/sin tables are fp32"
+    assert cos.is_contiguous() and sin.is_contiguous()
+    assert d % 2 == 0 and (d // 2) & (d // 2 - 1) == 0, "head_dim/2 must be a power of 2"
+    assert k_cache.shape[:2] == (b, n_kv_heads) and k_cache.shape[3] == d and v_cache.shape == k_cache.shape
+    assert k_cache.stride() == v_cache.stride() and k_cache.stride(3) == 1, "caches must be dense in D"
+    assert pos.numel() == 1, "pos is the single current position"
+    return b, d
+
+
 def rope_qkv_store(
     qkv: torch.Tensor,
     cos: torch.Tensor,
@@ -149,16 +175,7 @@ def rope_qkv_store(
     layer of a static cache, dense in D, same strides); returns the rotated queries [B, H, D].
     """
     assert triton is not None, "Triton is not installed"
-    b, t, width = qkv.shape
-    d = cos.shape[-1]
-    assert t == 1 and width == (n_heads + 2 * n_kv_heads) * d and qkv.is_contiguous(), (
-        "qkv must be [B, 1, (H+2Hkv)D]"
-    )
-    assert cos.shape == (1, d) and cos.dtype == torch.float32 and cos.is_contiguous() and sin.is_contiguous()
-    assert d % 2 == 0 and (d // 2) & (d // 2 - 1) == 0, "head_dim/2 must be a power of 2"
-    assert k_cache.shape[0] == b and k_cache.shape[1] == n_kv_heads and k_cache.shape[3] == d
-    assert k_cache.stride() == v_cache.stride() and k_cache.stride(3) == 1, "caches must be dense in D"
-    assert pos.numel() == 1, "pos is the single current position"
+    b, d = check_decode_qkv(qkv, cos, sin, k_cache, v_cache, pos, n_heads, n_kv_heads)
     q = torch.empty(b, n_heads, d, dtype=qkv.dtype, device=qkv.device)
     _rope_store_kernel[(b, n_heads + n_kv_heads)](
         qkv,

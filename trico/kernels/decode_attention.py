@@ -16,7 +16,8 @@ of them adds position pos from registers, so no program reads the row that anoth
 The partials meet in a persistent workspace and the program that arrives last for its kv head
 merges them, the counter scheme of `epilogue.store_output`, so no second kernel is needed. On an
 H200 (CUDA-graph replays, PDL on) this took a Llama-3-8B layer's step at batch 1 from 7.3 to 5.4 us
-at position 100 and from 10.1 to 8.5 us at position 4000.
+at position 100 and from 10.1 to 8.5 us at position 4000; inside the whole graphed decode step it
+measured slower, so the engine keeps it off (`trico.engine.fused.ONE_LAUNCH_ATTENTION`).
 """
 
 from __future__ import annotations

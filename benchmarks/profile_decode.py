@@ -4,9 +4,11 @@ Runs the CUDA-graph decode step of a random-weight model (as benchmarks/decode.p
 torch.profiler and groups the kernels of a few replayed steps by name. The gap between the step's
 wall time and the summed kernel time is launch latency and tails, which fusing kernels removes.
 
-With `--pdl on,off` every format is profiled with and without programmatic dependent launch
+With `--pdl on,late,off` every format is profiled with programmatic dependent launch signalling
+dependents right after each kernel's wait (on), at each program's exit (late), and without it
 (trico/kernels/pdl.py), for a same-run comparison; under PDL a kernel's time includes the wait for
-its predecessor, so compare the wall times, not the kernel sums.
+its predecessor, so compare the wall times, not the kernel sums. `--attention three,one` does the
+same for the three-kernel and the one-launch decode attention (trico.engine.fused.ONE_LAUNCH_ATTENTION).
 
 Example (on the GPU machine):
     python benchmarks/profile_decode.py --model llama-2-7b --formats bf16,int8,int4-g128,tern2 \
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from trico.engine import fused  # noqa: E402
 from trico.engine.benchmark import (  # noqa: E402
     build_random_model,
     model_config,
@@ -38,7 +41,10 @@ from trico.engine.cuda_graphs import enable_fast_decode  # noqa: E402
 from trico.engine.generator import Generator  # noqa: E402
 from trico.engine.kv_cache import StaticKVCache  # noqa: E402
 from trico.engine.sampler import Sampler  # noqa: E402
-from trico.kernels import int8_activations, programmatic_launch  # noqa: E402
+from trico.kernels import int8_activations, pdl, programmatic_launch  # noqa: E402
+
+PDL_MODES = {"on": (True, True), "late": (True, False), "off": (False, True)}
+"""--pdl value -> (programmatic launch, early trigger)."""
 
 
 def _short(name: str) -> str:
@@ -49,11 +55,26 @@ def _short(name: str) -> str:
 
 
 @torch.no_grad()
-def profile_format(model, fmt: str, batch: int, prompt: int, steps: int, decode: str, pdl: bool) -> dict:  # noqa: ANN001
-    """Kernels of `steps` graph-replayed decode steps of one weight format."""
-    with programmatic_launch(pdl):  # the graph captured inside keeps the choice
-        row = _profile(model, fmt, batch, prompt, steps, decode)
-    return {**row, "pdl": pdl}
+def profile_format(
+    model,
+    fmt: str,
+    batch: int,
+    prompt: int,
+    steps: int,
+    decode: str,
+    pdl_mode: str,
+    one_launch: bool,  # noqa: ANN001
+) -> dict:
+    """Kernels of `steps` graph-replayed decode steps of one weight format under one launch setting."""
+    on, early = PDL_MODES[pdl_mode]
+    saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION
+    pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION = early, one_launch
+    try:
+        with programmatic_launch(on):  # the graph captured inside keeps the choice
+            row = _profile(model, fmt, batch, prompt, steps, decode)
+    finally:
+        pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION = saved
+    return {**row, "pdl": on, "pdl_mode": pdl_mode, "one_launch_attention": one_launch}
 
 
 def _profile(model, fmt: str, batch: int, prompt: int, steps: int, decode: str) -> dict:  # noqa: ANN001
@@ -132,7 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", default=20, type=int)
     p.add_argument("--decode", default="graph", choices=["graph", "eager"])
     p.add_argument("--top", default=14, type=int)
-    p.add_argument("--pdl", default="on", help="comma-separated: on, off (both: a same-run A/B)")
+    p.add_argument("--pdl", default="on", help="comma-separated: on, late, off (several: a same-run A/B)")
+    p.add_argument(
+        "--attention",
+        default="three",
+        help="comma-separated: three (RoPE, attention, merge kernels), one (one launch)",
+    )
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -140,12 +166,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model = build_random_model(model_config(args.model), torch.device("cuda"))
     rows = []
-    pdls = [{"on": True, "off": False}[v] for v in args.pdl.split(",") if v]
-    for fmt, pdl in [(f, v) for f in args.formats.split(",") if f for v in pdls]:
-        r = profile_format(model, fmt, args.batch, args.prompt, args.steps, args.decode, pdl)
+    modes = [v for v in args.pdl.split(",") if v]
+    attentions = [v for v in args.attention.split(",") if v]
+    if bad := [v for v in modes if v not in PDL_MODES] + [v for v in attentions if v not in ("three", "one")]:
+        p.error(f"unknown --pdl/--attention value(s): {', '.join(bad)}")
+    cases = [(f, m, a) for f in args.formats.split(",") if f for a in attentions for m in modes]
+    for fmt, mode, attention in cases:
+        r = profile_format(
+            model, fmt, args.batch, args.prompt, args.steps, args.decode, mode, attention == "one"
+        )
         rows.append(r)
         print(
-            f"\n{args.model} {fmt} b{args.batch} pdl {'on' if pdl else 'off'}: wall {r['wall_us_per_step']:.0f} us/step, kernels "
+            f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention}: wall {r['wall_us_per_step']:.0f} us/step, kernels "
             f"{r['kernel_us_per_step']:.0f} us in {r['kernels_per_step']:.0f} launches, idle {r['idle_us_per_step']:.0f} us"
         )
         for k in r["kernels"][: args.top]:

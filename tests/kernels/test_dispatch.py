@@ -69,7 +69,7 @@ def test_tensor_core_choice_follows_the_measured_rules():
     assert dispatch.tensor_core_choice(int4, 16).block_k == 128  # one group per step
     int8 = pw("int8", 64, 256, 256)
     assert dispatch.tensor_core_choice(int8, 1) is None  # one row of int8: the word GEMV
-    assert dispatch.word_gemv_choice(int8, 1).split_k == 4
+    assert dispatch.word_gemv_choice(int8, 1).split_k == 1  # 64 words per row: too short to split
     assert dispatch.word_gemv_choice(int8, 2) is None
     assert dispatch.word_gemv_choice(int4, 1) is not None
     assert dispatch.tensor_core_choice(int8, 16) is not None
@@ -107,3 +107,20 @@ def test_a8_choice_is_near_the_best_swept_shape():
         got = (cfg.block_n, cfg.block_w, cfg.num_warps, cfg.split_k)
         assert got in timed, f"{case['label']} {case['n']}x{case['k']}: {got} is not among the fastest swept"
         assert case["a8_ms"] / timed[got] >= 0.9, f"{case['label']} {case['n']}x{case['k']}: {got}"
+
+
+def test_int8_word_gemv_choice_is_near_the_best_swept_shape():
+    # On every swept Llama shape the int8 rule must pick a launch shape timed within 5% of the best.
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    sweep = json.loads(Path("benchmarks/results/gemv-words-sweep-int8-h200.json").read_text())
+    assert len(sweep["cases"]) == 7
+    for case in sweep["cases"]:
+        pw = SimpleNamespace(n=case["n"], k=case["k"], fmt="int8", scale_mode=1, group_size=case["k"])
+        cfg = dispatch.word_gemv_choice(pw, 1)
+        timed = {tuple(r["cfg"][:4]): r["ms"] for r in case["gemv_all"]}
+        got = (cfg.block_n, cfg.block_w, cfg.num_warps, cfg.split_k)
+        assert got in timed, f"{case['n']}x{case['k']}: {got} is not among the fastest swept"
+        assert case["gemv_ms"] / timed[got] >= 0.95, f"{case['n']}x{case['k']}: {got}"

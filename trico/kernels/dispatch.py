@@ -67,22 +67,33 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
 
 
 def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
-    """The word-packed GEMV's launch shape at one row (None: another kernel), per the H100 shoot-out.
+    """The word-packed GEMV's launch shape at one row (None: another kernel).
 
     benchmarks/results/gemv-variants-h100.json, runs 4-5: at M = 1 it beat qmm and the tensor-core
     kernel on every Llama shape for int8 (1.3-2.3 TB/s vs 1.2-1.6), int4 (0.84-1.32 vs 0.83-1.29) and
-    int2/ternary (0.59-0.93 vs 0.58-0.84).
+    int2/ternary (0.59-0.93 vs 0.58-0.84). int8 follows the H200 sweep
+    (benchmarks/results/gemv-words-sweep-int8-h200.json, 7 Llama shapes, split-K up to 16): 32-row
+    tiles of 64-word steps, K split until the grid holds about WORD_GEMV_PROGRAMS programs, two
+    warps when split; within 2% of the best swept shape on all seven.
     """
     if m != 1 or not gemv_supported(pw):
         return None
     bits = GEMV_BITS[pw.fmt]
+    if bits == 8:
+        tiles, words = -(-pw.n // 32), pw.k // 4
+        split = 1
+        while tiles * split * 2 <= WORD_GEMV_PROGRAMS and words // (split * 2) >= 128:
+            split *= 2
+        return GemvWordConfig(32, 64, 2 if split > 1 else 4, split)
     if pw.n > 4096:
         return GemvWordConfig(32 if bits == 2 else 16, 64, 2 if bits == 4 else 4, 1)
-    if bits == 8:
-        return GemvWordConfig(32, 64, 4, 4)  # few rows: split K four ways to fill the GPU
     if pw.k > 4096:
         return GemvWordConfig(32, 32, 2 if bits == 4 else 4, 4)
     return GemvWordConfig(16, 64, 4, 1)
+
+
+WORD_GEMV_PROGRAMS = 512
+"""Programs the int8 word GEMV's split-K aims for (4 per SM of an H100/H200)."""
 
 
 A8_PREFETCH = True

@@ -8,8 +8,10 @@ then touch activations. CUDA-graph capture keeps these launches as programmatic 
 
 Contract for every kernel launched with `launch_kwargs`: call `wait_for_producer(PDL)` before the
 first load of anything an earlier kernel writes and before the first store (reading constant
-weights before it is fine). Each program signals its dependents right after the wait, so at most
-two grids overlap and every kernel still sees all earlier ones complete.
+weights before it is fine). With `EARLY_TRIGGER` each program signals its dependents right after the
+wait, so at most two grids overlap and every kernel still sees all earlier ones complete; without it
+no program signals, so the next grid is scheduled as this one's programs exit (an A/B knob:
+benchmarks/profile_decode.py --pdl on,late,off).
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ if triton is not None:
 
         @triton.jit
         def wait_for_producer(PDL: tl.constexpr):
-            """Block until the previous kernel's writes are visible, then let the next kernel launch."""
+            """Block until the previous kernel's writes are visible; with PDL == 1 let the next kernel launch now."""
             if PDL:
                 gdc_wait()
-                gdc_launch_dependents()
+                if PDL == 1:
+                    gdc_launch_dependents()
 
     else:
 
@@ -50,6 +53,10 @@ if triton is not None:
         def wait_for_producer(PDL: tl.constexpr):
             """No grid dependency control in this Triton: launches are plain stream-ordered ones."""
             pass
+
+
+EARLY_TRIGGER = True
+"""Signal dependents right after the wait (PDL == 1) rather than implicitly at exit (PDL == 2)."""
 
 
 @functools.cache
@@ -84,7 +91,7 @@ def pdl_on(t: torch.Tensor) -> bool:
     )
 
 
-def launch_kwargs(t: torch.Tensor) -> dict[str, bool]:
-    """The `PDL` constexpr and the `launch_pdl` launch option for a kernel working on t."""
+def launch_kwargs(t: torch.Tensor) -> dict[str, int | bool]:
+    """The `PDL` constexpr (0 off, 1 early trigger, 2 trigger at exit) and the `launch_pdl` option for a kernel on t."""
     on = pdl_on(t)
-    return {"PDL": on, "launch_pdl": on}
+    return {"PDL": (1 if EARLY_TRIGGER else 2) if on else 0, "launch_pdl": on}

@@ -73,17 +73,14 @@ def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
     kernel on every Llama shape for int8 (1.3-2.3 TB/s vs 1.2-1.6), int4 (0.84-1.32 vs 0.83-1.29) and
     int2/ternary (0.59-0.93 vs 0.58-0.84). int8 follows the H200 sweep
     (benchmarks/results/gemv-words-sweep-int8-h200.json, 7 Llama shapes, split-K up to 16): 32-row
-    tiles of 64-word steps, K split until the grid holds about WORD_GEMV_PROGRAMS programs, two
+    tiles of 64-word steps, K split until the grid holds about SPLIT_K_PROGRAMS programs, two
     warps when split; within 2% of the best swept shape on all seven.
     """
     if m != 1 or not gemv_supported(pw):
         return None
     bits = GEMV_BITS[pw.fmt]
     if bits == 8:
-        tiles, words = -(-pw.n // 32), pw.k // 4
-        split = 1
-        while tiles * split * 2 <= WORD_GEMV_PROGRAMS and words // (split * 2) >= 128:
-            split *= 2
+        split = split_to_fill(-(-pw.n // 32), pw.k * bits // 32, min_words=2 * 64)
         return GemvWordConfig(32, 64, 2 if split > 1 else 4, split)
     if pw.n > 4096:
         return GemvWordConfig(32 if bits == 2 else 16, 64, 2 if bits == 4 else 4, 1)
@@ -92,8 +89,17 @@ def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
     return GemvWordConfig(16, 64, 4, 1)
 
 
-WORD_GEMV_PROGRAMS = 512
-"""Programs the int8 word GEMV's split-K aims for (4 per SM of an H100/H200)."""
+SPLIT_K_PROGRAMS = 512
+"""Programs a one-row GEMV's split-K aims for (4 per SM of an H100/H200; both sweeps agree)."""
+
+
+def split_to_fill(tiles: int, words: int, min_words: int) -> int:
+    """Split-K factor (power of two, <= 16) filling the grid of `tiles` row tiles up to SPLIT_K_PROGRAMS,
+    keeping at least `min_words` of a row's `words` per split."""
+    split = 1
+    while tiles * split * 2 <= SPLIT_K_PROGRAMS and split * 2 <= 16 and words // (split * 2) >= min_words:
+        split *= 2
+    return split
 
 
 A8_PREFETCH = True
@@ -119,16 +125,9 @@ def a8_choice(pw: qk.PackedWeight) -> A8Config | None:
     block_w = 64 if bits == 8 else 32
     while kw % block_w and block_w > 4:
         block_w //= 2
-    tiles = pw.n // block_n
-    split = 1
-    while split * 2 * tiles <= A8_PROGRAMS and split * 2 <= 16 and kw // (split * 2) >= 2 * block_w:
-        split *= 2
+    split = split_to_fill(pw.n // block_n, kw, min_words=2 * block_w)
     cfg = A8Config(block_n, block_w, 4, split, A8_PREFETCH)
     return cfg if a8_fits(pw, cfg) else None
-
-
-A8_PROGRAMS = 512
-"""Programs the int8-activation GEMV's split-K aims for (4 per SM of an H100/H200)."""
 
 
 def a8_input(module: torch.nn.Module, x: torch.Tensor) -> QuantizedX | None:

@@ -56,14 +56,14 @@ def _short(name: str) -> str:
 
 @torch.no_grad()
 def profile_format(
-    model,
+    model,  # noqa: ANN001 - the built Transformer
     fmt: str,
     batch: int,
     prompt: int,
     steps: int,
     decode: str,
     pdl_mode: str,
-    one_launch: bool,  # noqa: ANN001
+    one_launch: bool,
 ) -> dict:
     """Kernels of `steps` graph-replayed decode steps of one weight format under one launch setting."""
     on, early = PDL_MODES[pdl_mode]

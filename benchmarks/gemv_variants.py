@@ -102,8 +102,17 @@ def run_case(
             rows.append({"cfg": list(dataclasses.astuple(c)), "ms": ms})
         return sorted(rows, key=lambda r: r["ms"])
 
-    rows = sweep(tc.tc_candidates(first, m) if "tc" in families else [], tc.tc_qmm, "tc")
-    out["tc_all"] = rows
+    cands = tc.tc_candidates(first, m) if "tc" in families else []
+    if "tc-compact" in families:
+        cands = compact_tc_candidates(first)
+    rows = sweep(cands, tc.tc_qmm, "tc")
+    out["tc_all"] = rows[:8] if "tc-compact" in families else rows
+    if rows and fmt != "bf16":  # the best shape again with Triton's tensor-op unpacking instead of the PTX
+        tc.ASM_UNPACK = False
+        try:
+            out["tc_noasm_ms"] = per_call_ms(lambda x, pw: tc.tc_qmm(x, pw, tc.TcConfig(*rows[0]["cfg"])))
+        finally:
+            tc.ASM_UNPACK = True
     if m == 1 and families & {"a8", "a8-chosen"} and ga.a8_supported(first):
         from trico.kernels.dispatch import a8_choice
 
@@ -130,9 +139,23 @@ def run_case(
         b = rows[0]["cfg"]
         out["tc_ms"], out["tc_cfg"] = rows[0]["ms"], b
         out["tc_rel_err"] = rel(tc.tc_qmm(xs[0], pws[0], tc.TcConfig(*b)))
-    for key in ("cublas_ms", "qmm_ms", "tc_ms", "gemv_ms", "a8_ms"):
+    for key in ("cublas_ms", "qmm_ms", "tc_ms", "tc_noasm_ms", "gemv_ms", "a8_ms"):
         if key in out and out[key] < math.inf:
             out[key.replace("_ms", "_GBps")] = wbytes / (out[key] * 1e-3) / 1e9
+    return out
+
+
+def compact_tc_candidates(pw: qk.PackedWeight) -> list[tc.TcConfig]:
+    """A smaller grid than `tc_candidates`: the streaming depth (tile x groups x stages) and split-K for narrow N."""
+    out = []
+    for bn in (32, 64, 128):
+        for stages in (3, 4):
+            if pw.scale_mode in (0, 1):
+                out += [tc.TcConfig(bn, bk, 4, stages) for bk in (256, 512) if pw.k % bk == 0]
+            else:
+                out += [tc.TcConfig(bn, pw.group_size, 4, stages, g) for g in (1, 2, 4)]
+    if pw.n <= 4096:
+        out += [dataclasses.replace(c, split_k=sk) for c in out if c.block_n == 64 for sk in (2, 4)]
     return out
 
 
@@ -154,7 +177,8 @@ def main() -> int:
     p.add_argument(
         "--families",
         default="qmm,tc,gemv,a8",
-        help="kernel families to sweep: qmm, tc, gemv (or gemv-chosen: the dispatched shape only), "
+        help="kernel families to sweep: qmm, tc (or tc-compact: a smaller grid, plus the best shape "
+        "without the PTX unpacking), gemv (or gemv-chosen: the dispatched shape only), "
         "a8 (or a8-chosen: the dispatched shape with and without prefetch)",
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
@@ -172,7 +196,7 @@ def main() -> int:
                 Path(args.out).write_text(json.dumps(results, indent=1))
                 print(
                     f"{label:15s} {n:6d}x{k:<6d} m={m:<3d} qmm {r.get('qmm_GBps', 0):7.0f} GB/s"
-                    f"  tc {r.get('tc_GBps', 0):7.0f} GB/s {r.get('tc_cfg')}"
+                    f"  tc {r.get('tc_GBps', 0):7.0f} GB/s {r.get('tc_cfg')} (no PTX {r.get('tc_noasm_GBps', 0):5.0f})"
                     f"  gemv {r.get('gemv_GBps', 0):7.0f} GB/s {r.get('gemv_cfg')}"
                     f"  a8 {r.get('a8_GBps', 0):7.0f} GB/s {r.get('a8_cfg')} err {r.get('a8_rel_err', 0):.1e}"
                     f"  cublas {r.get('cublas_GBps', 0):7.0f}  err {r.get('tc_rel_err', 0):.1e}",

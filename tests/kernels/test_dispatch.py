@@ -65,14 +65,19 @@ def test_tensor_core_choice_follows_the_measured_rules():
         return pack_for_kernel(q, s, m, fmt, group, k)
 
     int4 = pw("uint4", 64, 256, 128)
-    assert dispatch.tensor_core_choice(int4, 1) is None  # the word GEMV wins at one row
+    assert dispatch.tensor_core_choice(int4, 1) is not None  # symmetric 4-bit: tensor cores from one row
+    assert dispatch.word_gemv_choice(int4, 1) is None  # ... and never both
     assert dispatch.tensor_core_choice(int4, 16).block_k == 128  # one group per step
+    int4_asym = pw("uint4", 64, 256, 128, sym=False)
+    assert dispatch.tensor_core_choice(int4_asym, 1) is None  # not measured there: the word GEMV
+    assert dispatch.word_gemv_choice(int4_asym, 1) is not None
     int8 = pw("int8", 64, 256, 256)
     assert dispatch.tensor_core_choice(int8, 1) is None  # one row of int8: the word GEMV
     assert dispatch.word_gemv_choice(int8, 1).split_k == 1  # 64 words per row: too short to split
     assert dispatch.word_gemv_choice(int8, 2) is None
-    assert dispatch.word_gemv_choice(int4, 1) is not None
+    assert dispatch.word_gemv_choice(pw("tern2", 64, 256, 0), 1) is not None
     assert dispatch.tensor_core_choice(int8, 16) is not None
+    assert dispatch.tensor_core_choice(pw("int8", 8192, 256, 256), 16) is not None  # no qmm fallback when wide
     assert dispatch.tensor_core_choice(pw("uint3", 64, 256, 64), 16) is None  # no tensor-core reader
     dense = pack_for_kernel(torch.randn(64, 256).to(torch.bfloat16), None, None, "bf16", 256, 256)
     assert dispatch.tensor_core_choice(dense, 1).num_warps == 2
@@ -124,3 +129,35 @@ def test_int8_word_gemv_choice_is_near_the_best_swept_shape():
         got = (cfg.block_n, cfg.block_w, cfg.num_warps, cfg.split_k)
         assert got in timed, f"{case['n']}x{case['k']}: {got} is not among the fastest swept"
         assert case["gemv_ms"] / timed[got] >= 0.95, f"{case['n']}x{case['k']}: {got}"
+
+
+def test_tensor_core_choice_is_near_the_best_swept_shape():
+    # Where the rule picks the tensor-core kernel on a swept Llama shape, its shape must be timed
+    # within 5% of the best one (benchmarks/gemv_variants.py --families tc-compact, H200).
+    import dataclasses
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    sweep = json.loads(Path("benchmarks/results/tc-ptx-sweep-h200.json").read_text())
+    chosen = 0
+    for case in sweep["cases"]:
+        grouped = "g128" in case["label"]
+        pw = SimpleNamespace(
+            n=case["n"],
+            k=case["k"],
+            fmt=case["fmt"],
+            scale_mode=2 if grouped else 1,
+            group_size=128 if grouped else case["k"],
+            mins=None,
+        )
+        cfg = dispatch.tensor_core_choice(pw, case["m"])
+        if cfg is None:
+            continue
+        chosen += 1
+        timed = {tuple(r["cfg"]): r["ms"] for r in case["tc_all"]}
+        got = dataclasses.astuple(cfg)
+        where = f"{case['label']} {case['n']}x{case['k']} m={case['m']}: {got}"
+        assert got in timed, f"{where} is not among the fastest swept"
+        assert case["tc_ms"] / timed[got] >= 0.95, where
+    assert chosen == 16  # every row-16 case, and int4 at one row

@@ -17,7 +17,7 @@ from trico.kernels.gemv_a8 import (
     gemv_a8,
     new_quantized_x,
 )
-from trico.kernels.qgemm_tc import TcConfig, tc_qmm, tc_supported
+from trico.kernels.qgemm_tc import TC_BITS, TcConfig, tc_qmm, tc_supported
 
 DECODE_MAX_ROWS = 64
 """Up to this many rows of x the fused kernel streams the packed weight; above, dequantize + cuBLAS."""
@@ -45,11 +45,14 @@ def supported(module: torch.nn.Module) -> bool:
 
 
 def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
-    """The tensor-core kernel's launch shape where it measured faster than `qmm` on the H100, else None.
+    """The tensor-core kernel's launch shape where it measured fastest, else None (another kernel).
 
-    From benchmarks/results/gemv-variants-h100.json (Llama layer shapes, CUDA-graph timed, weights
-    beyond L2): bf16 beats cuBLAS and qmm everywhere; int8 wins at M > 1 only for N <= 4096; 4-bit and
-    2-bit codes win 2-3x above M = 1. (At M = 1 the word GEMV wins for integer codes: word_gemv_choice.)
+    bf16: benchmarks/results/gemv-variants-h100.json (beats cuBLAS and qmm everywhere). Integer codes
+    follow the H200 sweep of the kernel with PTX unpacking (benchmarks/results/tc-ptx-sweep-h200.json,
+    Llama-2-7B shapes, rows 1 and 16): int8 and int4 beat qmm at every N above one row, and
+    symmetric 4-bit codes beat the word GEMV at one row too (1.05-1.23x); int8 and 2-bit codes stay
+    on the word GEMV at one row (within 5% of it for int8, 0.7x for tern2). Narrow layers
+    (N <= 4096) split K four ways; wide ones take 32- or 64-row tiles, whichever gives ~350 programs.
     """
     if not tc_supported(pw):
         return None
@@ -58,12 +61,19 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     if pw.fmt in ("bf16", "fp16"):
         # Five stages of a 64-row x tile overflow the 227 KiB of shared memory (seen at batch 64).
         return TcConfig(32, block_k, 2 if m == 1 else 4, 5 if m <= 16 else 3)
-    if pw.fmt in ("int8", "uint8"):
-        wins = m > 1 and pw.n <= 4096
-        return TcConfig(64, block_k if per_row else pw.group_size, 4, 3) if wins else None
-    if m == 1:
+    bits = TC_BITS[pw.fmt]
+    if m == 1 and (bits != 4 or pw.mins is not None or per_row):
         return None
-    return TcConfig(32 if not per_row else 64, block_k if per_row else pw.group_size, 4, 3)
+    split = 4 if pw.n <= 4096 else 1
+    stages = 4 if m <= 16 else 3
+    if not per_row:
+        block_n = 64 if pw.n <= 4096 or pw.n >= 16384 else 32
+        return TcConfig(block_n, pw.group_size, 4, stages, 1, split)
+    if bits == 8 and 4096 < pw.n < 16384 and pw.k % 512 == 0:
+        return TcConfig(128, 512, 4, 3)
+    if bits == 2 and pw.n > 4096 and pw.k % 512 == 0:
+        return TcConfig(32 if pw.n < 16384 else 64, 512, 4, stages)
+    return TcConfig(64, block_k, 4, 3 if pw.n <= 4096 else stages, 1, split)
 
 
 def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
@@ -76,7 +86,7 @@ def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
     tiles of 64-word steps, K split until the grid holds about SPLIT_K_PROGRAMS programs, two
     warps when split; within 2% of the best swept shape on all seven.
     """
-    if m != 1 or not gemv_supported(pw):
+    if m != 1 or not gemv_supported(pw) or tensor_core_choice(pw, m) is not None:
         return None
     bits = GEMV_BITS[pw.fmt]
     if bits == 8:
@@ -173,12 +183,12 @@ def qlinear_forward(
         y = gemv_a8(x2, pw, a8, residual=res2, quantized=quantized)
     elif x2.shape[0] <= DECODE_MAX_ROWS:
         m = x2.shape[0]
-        words = word_gemv_choice(pw, m) if x2.is_cuda else None
-        tc = tensor_core_choice(pw, m) if x2.is_cuda and words is None else None
-        if words is not None:
-            y = gemv_words(x2, pw, words, residual=res2)
-        elif tc is not None:
+        tc = tensor_core_choice(pw, m) if x2.is_cuda else None
+        words = word_gemv_choice(pw, m) if x2.is_cuda and tc is None else None
+        if tc is not None:
             y = tc_qmm(x2, pw, tc, residual=res2)
+        elif words is not None:
+            y = gemv_words(x2, pw, words, residual=res2)
         else:
             y = _add(qk.qmm(x2, pw, qk.tuned_config(x2, pw) or qk.default_config(pw, x2.shape[0])), res2)
     else:

@@ -14,6 +14,13 @@ weight costs a few integer instructions:
   loses ~2^-24 * MAGIC * sum|x|, which on SmolLM2's outlier channels moved 5% of an int8 layer's
   bf16 outputs, some by thousands of ulps, against the fp32 reference.)
 
+On the GPU the unpacking is a few lines of PTX per 32-bit register of packed bytes (`unpack_asm`):
+PRMT spreads bytes 0,1 and 2,3 into the two 16-bit halves of a register, one LOP3 per register masks
+a code position and ORs in MAGIC (two codes per instruction), and one packed FMA (x * 1 - (MAGIC +
+offset)) turns a pair of codes into c - offset: ~1.3 instructions per 4-bit code instead of the
+~7 that Triton's per-element integer ops cost (ncu, results/ncu/ncu-4-int4-g128-m16-h200.txt). The
+CPU interpreter has no inline assembly and runs the same unpacking with tensor ops (`_unpack`).
+
 Rows of x beyond M are masked loads (no memory traffic), so M = 1 runs as a 16-row tile. 8-bit codes
 need 8 mantissa bits and run in fp16 (x is converted); narrower codes use x's own dtype.
 Measured on the H100 (same JSON): a bit-plane variant (one dot per nibble position, no reordering
@@ -64,7 +71,72 @@ class TcConfig:
     """Programs along K, summed with fp32 atomics (fills the GPU when N is small)."""
 
 
+ASM_UNPACK = True
+"""Unpack codes with inline PTX on the GPU (False: Triton tensor ops, for A/B timing)."""
+
+
+def unpack_asm(bits: int, fp16: bool, offset: int, signed8: bool) -> tuple[str, str]:
+    """PTX (and its constraint string) turning 4 packed bytes into their codes minus `offset` as 16-bit floats.
+
+    Outputs follow `tl.inline_asm_elementwise(pack=4)`: one tensor per code position of a byte
+    (1 for 8-bit, 2 for 4-bit, 4 for 2-bit codes), each two registers of two 16-bit floats, element
+    i from byte i. Every code becomes MAGIC + c (c OR-ed into the mantissa of 1024.0 or 128.0) and
+    one packed FMA subtracts MAGIC + offset, exactly (small integers).
+    """
+    if bits == 8:
+        assert fp16, "8-bit codes need fp16's mantissa"
+        sub = 0x6400 + offset
+        return (
+            "{ .reg .b32 t, m, one, nb;\n"
+            f"mov.b32 m, 0x64646464; mov.b32 one, 0x3C003C00; mov.b32 nb, 0x{(sub | 0x8000) * 0x10001:08X};\n"
+            f"xor.b32 t, $2, 0x{0x80808080 if signed8 else 0:08X};\n"
+            "prmt.b32 $0, t, m, 0x5140; prmt.b32 $1, t, m, 0x7362;\n"
+            "fma.rn.f16x2 $0, $0, one, nb; fma.rn.f16x2 $1, $1, one, nb; }",
+            "=r,=r,r",
+        )
+    magic, one, ty = (0x6400, 0x3C00, "f16x2") if fp16 else (0x4300, 0x3F80, "bf16x2")
+    positions = 8 // bits
+    mask = ((1 << bits) - 1) * 0x10001
+    lines = [
+        "{ .reg .b32 z, one, nb, t<2>, s<2>;",
+        f"mov.b32 z, 0; mov.b32 one, 0x{one * 0x10001:08X}; mov.b32 nb, 0x{((magic + offset) | 0x8000) * 0x10001:08X};",
+        # bytes 0, 1 (2, 3) of the input into the low bytes of the two halves of t0 (t1)
+        f"prmt.b32 t0, ${2 * positions}, z, 0x4140; prmt.b32 t1, ${2 * positions}, z, 0x4342;",
+    ]
+    for p in range(positions):
+        for h in range(2):
+            src = f"t{h}"
+            if p:
+                lines.append(f"shr.u32 s{h}, t{h}, {bits * p};")
+                src = f"s{h}"
+            out = f"${2 * p + h}"
+            lines.append(f"and.b32 {out}, {src}, 0x{mask:08X}; or.b32 {out}, {out}, 0x{magic * 0x10001:08X};")
+            lines.append(f"fma.rn.{ty} {out}, {out}, one, nb;")
+    lines.append("}")
+    return "\n".join(lines), ",".join(["=r"] * (2 * positions) + ["r"])
+
+
 if triton is not None:
+
+    @triton.jit
+    def _unpack_ptx(b, ASM: tl.constexpr, CONSTRAINTS: tl.constexpr, BITS: tl.constexpr, FP16: tl.constexpr,
+                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):  # fmt: skip
+        """Packed bytes [BN, BK * BITS / 8] -> (c - offset) [BN, BK] in K order as 16-bit floats, by `unpack_asm`'s PTX."""
+        if FP16:
+            dt = tl.float16
+        else:
+            dt = tl.bfloat16
+        if BITS == 8:
+            w = tl.inline_asm_elementwise(ASM, CONSTRAINTS, [b], dtype=dt, is_pure=True, pack=4)
+        elif BITS == 4:
+            lo, hi = tl.inline_asm_elementwise(ASM, CONSTRAINTS, [b], dtype=(dt, dt), is_pure=True, pack=4)
+            w = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_K])
+        else:
+            p0, p1, p2, p3 = tl.inline_asm_elementwise(
+                ASM, CONSTRAINTS, [b], dtype=(dt, dt, dt, dt), is_pure=True, pack=4
+            )
+            w = tl.reshape(tl.join(tl.join(p0, p2), tl.join(p1, p3)), [BLOCK_N, BLOCK_K])
+        return w
 
     @triton.jit
     def _unpack(b, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BITS: tl.constexpr, SIGNED8: tl.constexpr):
@@ -82,12 +154,16 @@ if triton is not None:
         return c
 
     @triton.jit
-    def _tile_dot(x_ptrs, w_ptrs, mask_m, mask_n, BITS, SIGNED8, FP16, SUB, BLOCK_N, BLOCK_K, DOT_F32):  # noqa: ANN001, ANN202
+    def _tile_dot(
+        x_ptrs, w_ptrs, mask_m, mask_n, BITS, SIGNED8, FP16, SUB, BLOCK_N, BLOCK_K, DOT_F32, ASM, CONSTRAINTS
+    ):  # noqa: ANN001, ANN202, E501
         """One [BM, BK] x [BK, BN] step: the x tile in the dot's dtype, and x times the (MAGIC + c - SUB) tile."""
         b = tl.load(w_ptrs, mask=mask_n[:, None], other=0)
         x = tl.load(x_ptrs, mask=mask_m[:, None], other=0.0)
         if BITS == 16:
             w = b
+        elif ASM != "":
+            w = _unpack_ptx(b, ASM, CONSTRAINTS, BITS, FP16, BLOCK_N, BLOCK_K)
         else:
             c = _unpack(b, BLOCK_N, BLOCK_K, BITS, SIGNED8)
             bits = c.to(tl.int16) | (0x6400 if FP16 else 0x4300)
@@ -132,6 +208,8 @@ if triton is not None:
         SPLIT_K: tl.constexpr,
         HAS_RES: tl.constexpr,
         DOT_F32: tl.constexpr,
+        ASM: tl.constexpr,
+        CONSTRAINTS: tl.constexpr,
         PDL: tl.constexpr,
     ):
         wait_for_producer(PDL)
@@ -169,6 +247,8 @@ if triton is not None:
                     BLOCK_N,
                     BLOCK_K,
                     DOT_F32,
+                    ASM,
+                    CONSTRAINTS,
                 )
                 if BITS == 16 or PER_ROW:
                     acc += part
@@ -257,6 +337,10 @@ def tc_qmm(
     y = torch.empty(m, pw.n, dtype=out_dtype, device=x.device)
     scales = pw.scales if pw.scales is not None else units
     mins = pw.mins if pw.mins is not None else scales
+    offset = 128 if pw.fmt == "int8" else pw.offset
+    asm, constraints = ("", "")
+    if ASM_UNPACK and not INTERPRET and bits in (4, 8):  # 2-bit codes measured no faster with it
+        asm, constraints = unpack_asm(bits, fp16, offset, pw.fmt == "int8")
     grid = (triton.cdiv(pw.n, config.block_n), split, triton.cdiv(m, block_m))
     tiles = grid[0] * grid[2]
     ws, cnt = split_workspace(x.device, m * pw.n, tiles) if split > 1 else (y, y)
@@ -278,7 +362,7 @@ def tc_qmm(
         y.stride(0),
         BITS=bits,
         SIGNED8=pw.fmt == "int8",
-        OFFSET=128.0 if pw.fmt == "int8" else float(pw.offset),
+        OFFSET=float(offset),
         HAS_MIN=pw.mins is not None,
         PER_ROW=per_row,
         FP16=fp16,
@@ -289,6 +373,8 @@ def tc_qmm(
         SPLIT_K=split,
         HAS_RES=residual is not None,
         DOT_F32=INTERPRET,
+        ASM=asm,
+        CONSTRAINTS=constraints,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch_kwargs(x),
@@ -296,4 +382,13 @@ def tc_qmm(
     return y
 
 
-__all__ = ["TC_BITS", "TcConfig", "tc_candidates", "tc_default_config", "tc_qmm", "tc_supported"]
+__all__ = [
+    "ASM_UNPACK",
+    "TC_BITS",
+    "TcConfig",
+    "tc_candidates",
+    "tc_default_config",
+    "tc_qmm",
+    "tc_supported",
+    "unpack_asm",
+]

@@ -77,7 +77,8 @@ def test_tensor_core_choice_follows_the_measured_rules():
     assert dispatch.word_gemv_choice(int8, 2) is None
     assert dispatch.word_gemv_choice(pw("tern2", 64, 256, 0), 1) is not None
     assert dispatch.tensor_core_choice(int8, 16) is not None
-    assert dispatch.tensor_core_choice(pw("int8", 8192, 256, 256), 16) is not None  # no qmm fallback when wide
+    wide_int8 = pw("int8", 8192, 256, 256)
+    assert dispatch.tensor_core_choice(wide_int8, 16) is not None  # no qmm fallback when wide
     assert dispatch.tensor_core_choice(pw("uint3", 64, 256, 64), 16) is None  # no tensor-core reader
     dense = pack_for_kernel(torch.randn(64, 256).to(torch.bfloat16), None, None, "bf16", 256, 256)
     assert dispatch.tensor_core_choice(dense, 1).num_warps == 2

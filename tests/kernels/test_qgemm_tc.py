@@ -75,6 +75,8 @@ def test_tc_qmm_dense_bf16_weight():
 @pytest.mark.parametrize("cfg", [TcConfig(16, 64), TcConfig(16, 64, split_k=2)])
 def test_tc_qmm_fp32_output_is_the_unrounded_sum(cfg):
     """out_dtype=float32 keeps the fp32 accumulator: far closer to the exact product than bf16 output."""
+    if cfg.split_k > 1 and DEV == "cuda":
+        pytest.skip("split-K of the tensor-core kernel is refused on CUDA (qgemm_tc.SPLIT_K_BROKEN)")
     g = torch.Generator().manual_seed(4)
     w = torch.randn(48, 192, generator=g).to(torch.bfloat16)
     x = torch.randn(1, 192, generator=g).to(torch.bfloat16)

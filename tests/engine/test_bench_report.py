@@ -108,3 +108,15 @@ def test_acceptance_lines_pass_and_fail_from_one_run():
     assert "**FAIL** int4-g128 batch-1 tok/s: 320.0 (target >= 600.0; `b1.json`)" in text
     assert f"int8 activations: 650.0 (target >= 600.0; {main})" in text
     assert f"**PASS** batch 16: int4-g128 total tok/s over bf16's: 3.00 (target >= 2.50; {main})" in text
+    # a still newer batch-1 run without a baseline is named under the line, without a verdict
+    rows.append(
+        dict(
+            run, _file="nb.json", date="2026-12-01", bench="decode", scheme="int4-g128", batch=1, tok_s=340.0
+        )
+    )
+    text = "\n".join(report.acceptance(rows))
+    assert "**FAIL** int4-g128 batch-1 tok/s: 320.0 (target >= 600.0; `b1.json`)" in text
+    assert (
+        "  - newer run without a same-run baseline (no verdict): 340.0 tok/s (`nb.json`, commit abc)" in text
+    )
+    assert "**PASS** int4-g128 batch-1 tok/s: 340.0" not in text

@@ -65,8 +65,11 @@ def test_tensor_core_choice_follows_the_measured_rules():
         return pack_for_kernel(q, s, m, fmt, group, k)
 
     int4 = pw("uint4", 64, 256, 128)
-    assert dispatch.tensor_core_choice(int4, 1) is not None  # symmetric 4-bit: tensor cores from one row
-    assert dispatch.word_gemv_choice(int4, 1) is None  # ... and never both
+    assert dispatch.tensor_core_choice(int4, 1) is None  # narrow: the word GEMV (tc needs split-K there)
+    assert dispatch.word_gemv_choice(int4, 1) is not None
+    wide_int4 = pw("uint4", 8192, 256, 128)
+    assert dispatch.tensor_core_choice(wide_int4, 1) is not None  # wide symmetric 4-bit: tensor cores
+    assert dispatch.word_gemv_choice(wide_int4, 1) is None  # ... and never both
     assert dispatch.tensor_core_choice(int4, 16).block_k == 128  # one group per step
     int4_asym = pw("uint4", 64, 256, 128, sym=False)
     assert dispatch.tensor_core_choice(int4_asym, 1) is None  # not measured there: the word GEMV

@@ -50,8 +50,10 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     bf16: benchmarks/results/gemv-variants-h100.json (beats cuBLAS and qmm everywhere). Integer codes
     follow the H200 sweep of the kernel with PTX unpacking (benchmarks/results/tc-ptx-sweep-h200.json,
     Llama-2-7B shapes, rows 1 and 16): int8 and int4 beat qmm at every N above one row, and
-    symmetric 4-bit codes beat the word GEMV at one row too (1.05-1.23x); int8 and 2-bit codes stay
-    on the word GEMV at one row (within 5% of it for int8, 0.7x for tern2). The sweep's fastest
+    symmetric 4-bit codes beat the word GEMV at one row on wide layers (12288 and 22016 rows:
+    1.16x, 1.16x); int8 and 2-bit codes stay on the word GEMV at one row (within 5% of it for
+    int8, 0.7x for tern2), and so do narrow 4-bit layers, where the tensor-core kernel only won
+    with split-K. The sweep's fastest
     shapes for narrow layers (N <= 4096) split K four ways, but that split gave wrong sums on the
     GPU, so narrow layers take 32-row tiles unsplit (int8 4096x4096 at 16 rows: 1598 GB/s vs 1716).
     """
@@ -63,7 +65,7 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
         # Five stages of a 64-row x tile overflow the 227 KiB of shared memory (seen at batch 64).
         return TcConfig(32, block_k, 2 if m == 1 else 4, 5 if m <= 16 else 3)
     bits = TC_BITS[pw.fmt]
-    if m == 1 and (bits != 4 or pw.mins is not None or per_row):
+    if m == 1 and (bits != 4 or pw.mins is not None or per_row or pw.n <= 4096):
         return None
     # No split-K here: the kernel's split-K sums came out wrong on the H200 (see SPLIT_K_BROKEN).
     stages = 4 if m <= 16 else 3

@@ -76,7 +76,7 @@ ASM_UNPACK = True
 
 
 SPLIT_K_BROKEN = True
-"""On the H200 this kernel's split-K results were wrong in 10 of 16 checked cases (rel. error up to 0.4
+"""On the H200 this kernel's split-K results were wrong in 19 of 48 checked launches (rel. error up to 0.4
 against the reference, with and without PDL and the PTX unpacking, e.g. int8 3072x576 at 8 rows with
 64-row tiles; benchmarks/results/experiments/tc-split-k-wrong-h200.txt), while the same kernel
 unsplit and the CPU interpreter's split are right. Cause not found; until then CUDA refuses it."""

@@ -53,9 +53,9 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     symmetric 4-bit codes beat the word GEMV at one row on wide layers (12288 and 22016 rows:
     1.16x, 1.16x); int8 and 2-bit codes stay on the word GEMV at one row (within 5% of it for
     int8, 0.7x for tern2), and so do narrow 4-bit layers, where the tensor-core kernel only won
-    with split-K. The sweep's fastest
-    shapes for narrow layers (N <= 4096) split K four ways, but that split gave wrong sums on the
-    GPU, so narrow layers take 32-row tiles unsplit (int8 4096x4096 at 16 rows: 1598 GB/s vs 1716).
+    with split-K. The sweep's fastest shapes for narrow layers (N <= 4096) split K four ways, but
+    that split gave wrong sums on the GPU, so narrow layers take 32-row tiles unsplit (int8
+    4096x4096 at 16 rows: 1598 GB/s vs 1716).
     """
     if not tc_supported(pw):
         return None

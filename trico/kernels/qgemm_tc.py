@@ -17,7 +17,7 @@ weight costs a few integer instructions:
 On the GPU the unpacking is a few lines of PTX per 32-bit register of packed bytes (`unpack_asm`):
 PRMT spreads bytes 0,1 and 2,3 into the two 16-bit halves of a register, one LOP3 per register masks
 a code position and ORs in MAGIC (two codes per instruction), and one packed FMA (x * 1 - (MAGIC +
-offset)) turns a pair of codes into c - offset: ~1.3 instructions per 4-bit code instead of the
+offset)) turns a pair of codes into c - offset: 1.5 instructions per 4-bit code instead of the
 ~7 that Triton's per-element integer ops cost (ncu, results/ncu/ncu-4-int4-g128-m16-h200.txt). The
 CPU interpreter has no inline assembly and runs the same unpacking with tensor ops (`_unpack`).
 

@@ -42,24 +42,24 @@ CONFIGS_M1 = [
 CONFIGS_MB = [(16, 64, 1), (16, 128, 1), (32, 64, 1), (32, 128, 1), (16, 64, 2), (64, 64, 1)]
 
 
-def make_weight(fmt: str, group: int, sym: bool, n: int, k: int) -> qk.PackedWeight:
-    """Random packed weight of the format on the GPU."""
+def make_weight(fmt: str, group: int, sym: bool, n: int, k: int, device: str = "cuda") -> qk.PackedWeight:
+    """Random packed weight of the format (on the GPU unless `device` says otherwise); `_owner` is its QLinear."""
     from trico.quant.qlinear import QLinear
 
     if fmt == "bf16":
-        w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
+        w = torch.randn(n, k, device=device, dtype=torch.bfloat16)
         return qk.pack_for_kernel(w, None, None, "bf16", k, k)
     g = k if group == -1 else group
-    q = QLinear(k, n, fmt, g, sym, device="cuda")
+    q = QLinear(k, n, fmt, g, sym, device=device)
     if q.qweight.dtype == torch.int8:
-        q.qweight.copy_(torch.randint(-127, 128, q.qweight.shape, device="cuda", dtype=torch.int8))
+        q.qweight.copy_(torch.randint(-127, 128, q.qweight.shape, device=device, dtype=torch.int8))
     else:
         q.qweight.copy_(
             torch.randint(
-                0, 243 if fmt == "tern1.6" else 256, q.qweight.shape, device="cuda", dtype=torch.uint8
+                0, 243 if fmt == "tern1.6" else 256, q.qweight.shape, device=device, dtype=torch.uint8
             )
         )
-    q.scales.copy_(torch.rand(q.scales.shape, device="cuda") * 0.01 + 0.001)
+    q.scales.copy_(torch.rand(q.scales.shape, device=device) * 0.01 + 0.001)
     if q.mins is not None:
         q.mins.normal_(0, 0.01)
     pw = qk.pack_for_kernel(q.qweight, q.scales, q.mins, fmt, g, k)

@@ -4,9 +4,11 @@ The kernel tests use small shapes and fixed launch shapes; the dispatch rules pi
 and kernels for real layers, and that is where the tensor-core kernel's split-K went wrong unnoticed
 (docs/gpu-engine.md). For every (format, shape, rows) this runs `dispatch.qlinear_forward` (the path
 the engine takes) several times against the QLinear reference and reports the worst relative error.
-`--force-split N` also runs the tensor-core kernel with K split N ways (its CUDA refusal lifted), and
+`--force-split N` also runs the tensor-core kernel with K split N ways (`--stages`, `--warps` override
+its launch shape), and
 `--fresh-workspace` zeroes the split-K workspaces before every call, which tells a wrong call from a
-call spoiled by what an earlier one left behind.
+call spoiled by what an earlier one left behind. (It found the split-K bug's fix:
+results/experiments/split-k-epilogue-variants-h200.txt.)
 
 Usage: python benchmarks/dispatch_check.py [--formats ...] [--shapes NxK,...] [--rows 1,8,...] [--out FILE.json]
 Exit status 1 when any error is above --tol.
@@ -84,14 +86,14 @@ def check_case(label: str, n: int, k: int, rows: int, args: argparse.Namespace) 
     if args.force_split > 1 and tc.tc_supported(pw) and rows <= dispatch.DECODE_MAX_ROWS:
         cfg = dispatch.tensor_core_choice(pw, max(rows, 2)) or tc.tc_default_config(pw, rows)
         cfg = dataclasses.replace(cfg, split_k=args.force_split)
-        broken, tc.SPLIT_K_BROKEN = tc.SPLIT_K_BROKEN, False
-        try:
-            out["forced_split"] = list(dataclasses.astuple(cfg))
-            out["forced_split_max_rel_err"] = worst_error(
-                lambda: tc.tc_qmm(x, pw, cfg), ref, args.repeats, args.fresh_workspace
-            )
-        finally:
-            tc.SPLIT_K_BROKEN = broken
+        if args.stages:
+            cfg = dataclasses.replace(cfg, num_stages=args.stages)
+        if args.warps:
+            cfg = dataclasses.replace(cfg, num_warps=args.warps)
+        out["forced_split"] = list(dataclasses.astuple(cfg))
+        out["forced_split_max_rel_err"] = worst_error(
+            lambda: tc.tc_qmm(x, pw, cfg), ref, args.repeats, args.fresh_workspace
+        )
     return out
 
 
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", default="1,8,16,40,64", help="rows of x per case")
     p.add_argument("--repeats", type=int, default=3, help="calls per case (a race shows in some)")
     p.add_argument("--force-split", type=int, default=0, help="also run the tensor-core kernel split N ways")
+    p.add_argument("--stages", type=int, default=0, help="pipeline stages of the forced split (0: the rule's)")
+    p.add_argument("--warps", type=int, default=0, help="warps of the forced split (0: the rule's)")
     p.add_argument("--fresh-workspace", action="store_true", help="zero split-K workspaces before each call")
     p.add_argument("--tol", type=float, default=1e-2, help="largest acceptable relative error")
     p.add_argument("--device", default="cuda")

@@ -154,7 +154,7 @@ def compact_tc_candidates(pw: qk.PackedWeight) -> list[tc.TcConfig]:
                 out += [tc.TcConfig(bn, bk, 4, stages) for bk in (256, 512) if pw.k % bk == 0]
             else:
                 out += [tc.TcConfig(bn, pw.group_size, 4, stages, g) for g in (1, 2, 4)]
-    if pw.n <= 4096 and not tc.SPLIT_K_BROKEN:
+    if pw.n <= 4096:
         out += [dataclasses.replace(c, split_k=sk) for c in out if c.block_n == 64 for sk in (2, 4)]
     return out
 

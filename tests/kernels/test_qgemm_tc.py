@@ -75,8 +75,6 @@ def test_tc_qmm_dense_bf16_weight():
 @pytest.mark.parametrize("cfg", [TcConfig(16, 64), TcConfig(16, 64, split_k=2)])
 def test_tc_qmm_fp32_output_is_the_unrounded_sum(cfg):
     """out_dtype=float32 keeps the fp32 accumulator: far closer to the exact product than bf16 output."""
-    if cfg.split_k > 1 and DEV == "cuda":
-        pytest.skip("split-K of the tensor-core kernel is refused on CUDA (qgemm_tc.SPLIT_K_BROKEN)")
     g = torch.Generator().manual_seed(4)
     w = torch.randn(48, 192, generator=g).to(torch.bfloat16)
     x = torch.randn(1, 192, generator=g).to(torch.bfloat16)
@@ -94,6 +92,19 @@ def test_tc_qmm_multi_group_steps_and_split_k(cfg, fmt, group, sym):
     x = torch.randn(3, 256, generator=torch.Generator().manual_seed(11)).to(torch.bfloat16)
     got = tc_qmm(x.to(DEV), pack_for_kernel(*_dev(q, s, m), fmt, group, 256), cfg).cpu()
     assert _rel(got, qlinear_reference(x, q, s, m, fmt, group, 256)) < 1e-2
+
+
+@pytest.mark.parametrize("fmt,group", [("int8", 0), ("uint4", 128), ("tern2", 0)])
+def test_tc_qmm_split_k_over_64_row_tiles_is_right_on_every_call(fmt, group):
+    """40 rows (a 64-row tile), 32-wide tiles, K split four ways: the shape whose sums went wrong on the H200."""
+    n, k = (3072, 576) if DEV == "cuda" and group == 0 else (256, 512) if DEV == "cuda" else (64, 256)
+    q, s, m = random_packed(fmt, n, k, group, True, seed=40)
+    x = torch.randn(40, k, generator=torch.Generator().manual_seed(40)).to(torch.bfloat16)
+    pw = pack_for_kernel(*_dev(q, s, m), fmt, group, k)
+    want = qlinear_reference(x, q, s, m, fmt, group, k)
+    cfg = TcConfig(32, group or 64, split_k=4)
+    for _ in range(3 if DEV == "cuda" else 1):
+        assert _rel(tc_qmm(x.to(DEV), pw, cfg).cpu(), want) < 1e-2
 
 
 def test_tc_refuses_formats_it_does_not_read():

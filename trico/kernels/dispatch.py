@@ -53,9 +53,8 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     symmetric 4-bit codes beat the word GEMV at one row on wide layers (12288 and 22016 rows:
     1.16x, 1.16x); int8 and 2-bit codes stay on the word GEMV at one row (within 5% of it for
     int8, 0.7x for tern2), and so do narrow 4-bit layers, where the tensor-core kernel only won
-    with split-K. The sweep's fastest shapes for narrow layers (N <= 4096) split K four ways, but
-    that split gave wrong sums on the GPU, so narrow layers take 32-row tiles unsplit (int8
-    4096x4096 at 16 rows: 1598 GB/s vs 1716).
+    with split-K (and then still below the word GEMV in the decode step: 342 vs 349 tok/s). Above
+    one row narrow layers (N <= 4096) split K four ways, the sweep's fastest shapes there.
     """
     if not tc_supported(pw):
         return None
@@ -67,16 +66,16 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     bits = TC_BITS[pw.fmt]
     if m == 1 and (bits != 4 or pw.mins is not None or per_row or pw.n <= 4096):
         return None
-    # No split-K here: the kernel's split-K sums came out wrong on the H200 (see SPLIT_K_BROKEN).
     stages = 4 if m <= 16 else 3
+    split = 4 if pw.n <= 4096 else 1
     if not per_row:
-        block_n = 64 if pw.n >= 16384 else 32
-        return TcConfig(block_n, pw.group_size, 4, stages)
+        block_n = 64 if pw.n <= 4096 or pw.n >= 16384 else 32
+        return TcConfig(block_n, pw.group_size, 4, stages, 1, split)
     if bits == 8 and 4096 < pw.n < 16384 and pw.k % 512 == 0:
         return TcConfig(128, 512, 4, 3)
     if bits == 2 and pw.n > 4096 and pw.k % 512 == 0:
         return TcConfig(32 if pw.n < 16384 else 64, 512, 4, stages)
-    return TcConfig(32 if pw.n <= 4096 else 64, block_k, 4, 3 if pw.n <= 4096 else stages)
+    return TcConfig(64, block_k, 4, 3 if pw.n <= 4096 else stages, 1, split)
 
 
 def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:

@@ -75,12 +75,6 @@ ASM_UNPACK = True
 """Unpack codes with inline PTX on the GPU (False: Triton tensor ops, for A/B timing)."""
 
 
-SPLIT_K_BROKEN = True
-"""On the H200 this kernel's split-K results were wrong in 19 of 48 checked launches (rel. error up to 0.4
-against the reference, with and without PDL and the PTX unpacking, e.g. int8 3072x576 at 8 rows with
-64-row tiles; benchmarks/results/experiments/tc-split-k-wrong-h200.txt), while the same kernel
-unsplit and the CPU interpreter's split are right. Cause not found; until then CUDA refuses it."""
-
 
 def unpack_asm(bits: int, fp16: bool, offset: int, signed8: bool) -> tuple[str, str]:
     """PTX (and its constraint string) turning 4 packed bytes into their codes minus `offset` as 16-bit floats.
@@ -339,10 +333,6 @@ def tc_qmm(
     gps = 1 if per_row else config.groups_per_step
     assert pw.k % (block_k * gps) == 0, f"{gps} groups per step must divide K={pw.k}"
     split = config.split_k
-    if split > 1 and SPLIT_K_BROKEN and x.is_cuda:
-        raise ValueError(
-            "split-K of the tensor-core kernel is off on CUDA: its sums came out wrong (SPLIT_K_BROKEN)"
-        )
     out_dtype = out_dtype or x.dtype
     check_residual(residual, (m, pw.n), out_dtype)
     y = torch.empty(m, pw.n, dtype=out_dtype, device=x.device)

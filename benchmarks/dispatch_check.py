@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", default="1,8,16,40,64", help="rows of x per case")
     p.add_argument("--repeats", type=int, default=3, help="calls per case (a race shows in some)")
     p.add_argument("--force-split", type=int, default=0, help="also run the tensor-core kernel split N ways")
-    p.add_argument("--stages", type=int, default=0, help="pipeline stages of the forced split (0: the rule's)")
+    p.add_argument(
+        "--stages", type=int, default=0, help="pipeline stages of the forced split (0: the rule's)"
+    )
     p.add_argument("--warps", type=int, default=0, help="warps of the forced split (0: the rule's)")
     p.add_argument("--fresh-workspace", action="store_true", help="zero split-K workspaces before each call")
     p.add_argument("--tol", type=float, default=1e-2, help="largest acceptable relative error")

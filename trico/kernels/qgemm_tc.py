@@ -75,7 +75,6 @@ ASM_UNPACK = True
 """Unpack codes with inline PTX on the GPU (False: Triton tensor ops, for A/B timing)."""
 
 
-
 def unpack_asm(bits: int, fp16: bool, offset: int, signed8: bool) -> tuple[str, str]:
     """PTX (and its constraint string) turning 4 packed bytes into their codes minus `offset` as 16-bit floats.
 

@@ -128,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     for label in args.formats.split(","):
         for n, k in shapes:
             for m in rows:
-                r = check_case(label, n, k, m, args)
+                try:
+                    r = check_case(label, n, k, m, args)
+                except Exception as e:  # a launch that fails is a finding, not the end of the run
+                    r = {"format": label, "n": n, "k": k, "rows": m, "error": f"{type(e).__name__}: {e}"}
+                    print(f"{label:14s} {n:6d}x{k:<6d} rows {m:3d}  FAILED {r['error'][:160]}")
+                    results.append(r)
+                    bad.append(r)
+                    continue
                 if r is None:
                     continue
                 results.append(r)

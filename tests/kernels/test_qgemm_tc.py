@@ -107,6 +107,46 @@ def test_tc_qmm_split_k_over_64_row_tiles_is_right_on_every_call(fmt, group):
         assert _rel(tc_qmm(x.to(DEV), pw, cfg).cpu(), want) < 1e-2
 
 
+def test_tc_qmm_shrinks_a_launch_shape_that_overflows_shared_memory(monkeypatch):
+    """Out of shared memory: fewer stages, then shorter K steps, remembered for the next call."""
+    from triton.runtime.errors import OutOfResources
+
+    from trico.kernels import qgemm_tc
+
+    tried = []
+
+    def launch(x, pw, config, residual, out_dtype):
+        tried.append(config)
+        if config.num_stages * config.block_k > 2 * 128:
+            raise OutOfResources(393216, 232448, "shared memory")
+        return "ran"
+
+    monkeypatch.setattr(qgemm_tc, "_launch", launch)
+    monkeypatch.setattr(qgemm_tc, "_FITTED", {})
+    pw = pack_for_kernel(*_dev(torch.zeros(32, 512, dtype=torch.bfloat16)), None, None, "bf16", 512, 512)
+    x = torch.zeros(40, 512, dtype=torch.bfloat16, device=DEV)
+    assert tc_qmm(x, pw, TcConfig(32, 512, 4, 3)) == "ran"
+    assert [(c.num_stages, c.block_k) for c in tried] == [(3, 512), (2, 512), (2, 256), (2, 128)]
+    tried.clear()
+    assert tc_qmm(x, pw, TcConfig(32, 512, 4, 3)) == "ran"
+    assert [(c.num_stages, c.block_k) for c in tried] == [(2, 128)]
+
+
+def test_tc_qmm_gives_up_when_nothing_fits(monkeypatch):
+    from triton.runtime.errors import OutOfResources
+
+    from trico.kernels import qgemm_tc
+
+    def launch(x, pw, config, residual, out_dtype):
+        raise OutOfResources(393216, 232448, "shared memory")
+
+    monkeypatch.setattr(qgemm_tc, "_launch", launch)
+    monkeypatch.setattr(qgemm_tc, "_FITTED", {})
+    pw = pack_for_kernel(*_dev(torch.zeros(32, 128, dtype=torch.bfloat16)), None, None, "bf16", 128, 128)
+    with pytest.raises(OutOfResources):
+        tc_qmm(torch.zeros(4, 128, dtype=torch.bfloat16, device=DEV), pw, TcConfig(32, 128, 4, 3))
+
+
 def test_tc_refuses_formats_it_does_not_read():
     q, s, m = random_packed("uint3", 24, 128, 32, True)
     assert not tc_supported(pack_for_kernel(q, s, m, "uint3", 32, 128))

@@ -71,9 +71,11 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     if not per_row:
         block_n = 64 if pw.n <= 4096 or pw.n >= 16384 else 32
         return TcConfig(block_n, pw.group_size, 4, stages, 1, split)
-    if bits == 8 and 4096 < pw.n < 16384 and pw.k % 512 == 0:
+    # 512-wide K steps of a 64-row x tile do not fit shared memory in three stages (H200 image).
+    long_k = pw.k % 512 == 0 and m <= 16
+    if bits == 8 and 4096 < pw.n < 16384 and long_k:
         return TcConfig(128, 512, 4, 3)
-    if bits == 2 and pw.n > 4096 and pw.k % 512 == 0:
+    if bits == 2 and pw.n > 4096 and long_k:
         return TcConfig(32 if pw.n < 16384 else 64, 512, 4, stages)
     return TcConfig(64, block_k, 4, 3 if pw.n <= 4096 else stages, 1, split)
 

@@ -32,7 +32,7 @@ which beats cuBLAS's GEMV on most Llama shapes). uint3 and tern1.6 stay on `qlin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -42,6 +42,7 @@ from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 
 if triton is not None:
     import triton.language as tl
+    from triton.runtime.errors import OutOfResources
 
     from trico.kernels.epilogue import store_output
 
@@ -320,6 +321,44 @@ def tc_qmm(
     m = x.shape[0]
     assert 1 <= m <= 64, f"the decode kernel takes 1..64 rows, got {m}"
     config = config or tc_default_config(pw, m)
+    key = (pw.fmt, pw.scale_mode, max(16, triton.next_power_of_2(m)), config)
+    config = _FITTED.get(key, config)
+    while True:
+        try:
+            return _launch(x, pw, config, residual, out_dtype)
+        except OutOfResources:
+            # Shared memory per stage depends on the Triton build (the H200 image's 3.6 multibuffers
+            # x and the packed tile: 3 x 128 KiB for int8 64x512 steps of 128 rows), so the launch
+            # shape shrinks until it fits, once per shape; the first call is outside graph capture.
+            smaller = _smaller(config, pw.scale_mode in (0, 1))
+            if smaller is None:
+                raise
+            _FITTED[key] = config = smaller
+
+
+_FITTED: dict[tuple, TcConfig] = {}
+
+
+def _smaller(config: TcConfig, per_row: bool) -> TcConfig | None:
+    """The next launch shape down in shared memory: fewer stages first, then shorter K steps."""
+    if config.num_stages > 2:
+        return replace(config, num_stages=config.num_stages - 1)
+    if config.groups_per_step > 1:
+        return replace(config, groups_per_step=config.groups_per_step // 2)
+    if per_row and config.block_k > 64:
+        return replace(config, block_k=config.block_k // 2)
+    return None
+
+
+def _launch(
+    x: torch.Tensor,
+    pw: PackedWeight,
+    config: TcConfig,
+    residual: torch.Tensor | None,
+    out_dtype: torch.dtype | None,
+) -> torch.Tensor:
+    """One launch of the kernel with this shape (tc_qmm has checked x and the format)."""
+    m = x.shape[0]
     bits = TC_BITS[pw.fmt]
     per_row = pw.scale_mode in (0, 1)
     block_k = config.block_k if per_row else pw.group_size

@@ -71,6 +71,9 @@ def test_tensor_core_choice_follows_the_measured_rules():
     assert dispatch.tensor_core_choice(wide_int4, 1) is not None  # wide symmetric 4-bit: tensor cores
     assert dispatch.word_gemv_choice(wide_int4, 1) is None  # ... and never both
     assert dispatch.tensor_core_choice(int4, 16).block_k == 128  # one group per step
+    assert dispatch.tensor_core_choice(int4, 16).split_k == 1  # small K (SmolLM2-like): not split
+    assert dispatch.tensor_core_choice(pw("uint4", 64, 4096, 128), 16).split_k == 4  # narrow Llama layer
+    assert dispatch.tensor_core_choice(pw("uint4", 8192, 4096, 128), 16).split_k == 1  # wide: no need
     int4_asym = pw("uint4", 64, 256, 128, sym=False)
     assert dispatch.tensor_core_choice(int4_asym, 1) is None  # not measured there: the word GEMV
     assert dispatch.word_gemv_choice(int4_asym, 1) is not None

@@ -54,7 +54,9 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     1.16x, 1.16x); int8 and 2-bit codes stay on the word GEMV at one row (within 5% of it for
     int8, 0.7x for tern2), and so do narrow 4-bit layers, where the tensor-core kernel only won
     with split-K (and then still below the word GEMV in the decode step: 342 vs 349 tok/s). Above
-    one row narrow layers (N <= 4096) split K four ways, the sweep's fastest shapes there.
+    one row narrow Llama layers (N <= 4096, K >= 4096) split K four ways, the sweep's fastest shapes
+    there (Llama-2-7B batch 16 int4-g128: 3634 -> 4094 tok/s); smaller layers, not swept, take 32-row
+    tiles unsplit (split-K changes the summation order, and SmolLM2's greedy check then parts earlier).
     """
     if not tc_supported(pw):
         return None
@@ -67,9 +69,9 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     if m == 1 and (bits != 4 or pw.mins is not None or per_row or pw.n <= 4096):
         return None
     stages = 4 if m <= 16 else 3
-    split = 4 if pw.n <= 4096 else 1
+    split = 4 if pw.n <= 4096 and pw.k >= 4096 else 1
     if not per_row:
-        block_n = 64 if pw.n <= 4096 or pw.n >= 16384 else 32
+        block_n = 64 if split > 1 or pw.n >= 16384 else 32
         return TcConfig(block_n, pw.group_size, 4, stages, 1, split)
     # 512-wide K steps of a 64-row x tile do not fit shared memory in three stages (H200 image).
     long_k = pw.k % 512 == 0 and m <= 16
@@ -77,7 +79,9 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
         return TcConfig(128, 512, 4, 3)
     if bits == 2 and pw.n > 4096 and long_k:
         return TcConfig(32 if pw.n < 16384 else 64, 512, 4, stages)
-    return TcConfig(64, block_k, 4, 3 if pw.n <= 4096 else stages, 1, split)
+    return TcConfig(
+        64 if split > 1 or pw.n > 4096 else 32, block_k, 4, 3 if pw.n <= 4096 else stages, 1, split
+    )
 
 
 def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:

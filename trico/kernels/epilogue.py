@@ -4,7 +4,7 @@ Split-K programs used to add fp32 partials into a zeroed buffer that a second ke
 activation dtype (two extra launches per projection: a memset and a cast). Here the partials meet
 in a persistent fp32 workspace; each program then bumps a per-tile counter, and the program that
 arrives last reads the sum, writes y and puts workspace and counter back to zero for the next
-call (an atomic exchange reads and clears the sum). With `HAS_RES` the output is residual + y, rounded like the torch expression
+call. With `HAS_RES` the output is residual + y, rounded like the torch expression
 `residual + (x @ W^T)` (the product rounded to the output dtype first), which saves the decoder
 block's separate residual-add kernel.
 """
@@ -47,12 +47,13 @@ if triton is not None:
             tl.debug_barrier()  # every thread's partial is in before the counter moves
             arrived = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel")
             if arrived == SPLIT_K - 1:
-                # Read and clear in one atomic: a load followed by a store of zeros gave wrong sums
-                # in the tensor-core kernel on the H200 (64-row tiles; a barrier between them also
-                # fixed it; results/experiments/split-k-epilogue-variants-h200.txt).
-                # (as int32 bits: the CPU interpreter exchanges no floats)
-                words = ws_ptr.to(tl.pointer_type(tl.int32)) + offs
-                total = tl.atomic_xchg(words, tl.zeros_like(offs), mask=mask).to(tl.float32, bitcast=True)
+                total = tl.load(ws_ptr + offs, mask=mask, other=0.0, cache_modifier=".cg")
+                # Without this barrier the tensor-core kernel's sums came out wrong on the H200 (64-row
+                # tiles, 4-5 of 30 cases; results/experiments/split-k-epilogue-variants-h200.txt):
+                # some thread's zero store overtook another's read. Reading and clearing with an
+                # atomic exchange was right too but 6-8% slower at batch 16 (split-k-epilogue-ab-h200).
+                tl.debug_barrier()
+                tl.store(ws_ptr + offs, tl.zeros_like(total), mask=mask)
                 tl.atomic_xchg(cnt_ptr + tile, 0)
                 _write(y_ptr, res_ptr, offs, mask, total, HAS_RES)
 

@@ -321,15 +321,23 @@ def tc_qmm(
     m = x.shape[0]
     assert 1 <= m <= 64, f"the decode kernel takes 1..64 rows, got {m}"
     config = config or tc_default_config(pw, m)
-    key = (pw.fmt, pw.scale_mode, max(16, triton.next_power_of_2(m)), config)
+    key = (
+        pw.fmt,
+        pw.scale_mode,
+        pw.group_size,
+        pw.mins is not None,
+        max(16, triton.next_power_of_2(m)),
+        config,
+    )
     config = _FITTED.get(key, config)
     while True:
         try:
             return _launch(x, pw, config, residual, out_dtype)
         except OutOfResources:
-            # Shared memory per stage depends on the Triton build (the H200 image's 3.6 multibuffers
-            # x and the packed tile: 3 x 128 KiB for int8 64x512 steps of 128 rows), so the launch
-            # shape shrinks until it fits, once per shape; the first call is outside graph capture.
+            # Shared memory per stage depends on the Triton build (the H200 image's 3.6 buffers the
+            # x tile and the packed tile per stage: 3 x 128 KiB for 64 rows of x and 128 int8 rows,
+            # 512 codes deep), so the launch shape shrinks until it fits, once per shape; the first
+            # call of a shape comes before graph capture.
             smaller = _smaller(config, pw.scale_mode in (0, 1))
             if smaller is None:
                 raise

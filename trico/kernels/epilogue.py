@@ -49,9 +49,9 @@ if triton is not None:
             if arrived == SPLIT_K - 1:
                 total = tl.load(ws_ptr + offs, mask=mask, other=0.0, cache_modifier=".cg")
                 # Without this barrier the tensor-core kernel's sums came out wrong on the H200 (64-row
-                # tiles, 4-5 of 30 cases; results/experiments/split-k-epilogue-variants-h200.txt):
-                # some thread's zero store overtook another's read. Reading and clearing with an
-                # atomic exchange was right too but 6-8% slower at batch 16 (split-k-epilogue-ab-h200).
+                # tiles, 4-5 of 30 cases; results/experiments/split-k-epilogue-variants-h200.txt). Why is
+                # not understood (the SASS reads, then clears, each element in one thread); reading and
+                # clearing with an atomic exchange was right too but 6-8% slower at batch 16.
                 tl.debug_barrier()
                 tl.store(ws_ptr + offs, tl.zeros_like(total), mask=mask)
                 tl.atomic_xchg(cnt_ptr + tile, 0)

@@ -99,14 +99,25 @@ def test_batch_64_dense_tiles_fit_in_shared_memory():
     assert smem <= 227 * 1024
 
 
-def test_a8_choice_is_near_the_best_swept_shape():
-    # The rule must pick, on every swept Llama shape, a launch shape timed within 10% of the best one.
+def _sweep(name: str) -> dict:
+    """A launch-shape sweep result from benchmarks/results/."""
     import json
     from pathlib import Path
+
+    return json.loads(Path("benchmarks/results", name).read_text())
+
+
+def _assert_near_best(where: str, got: tuple, timed: dict, best_ms: float, ratio: float) -> None:
+    """The rule's shape was swept and timed within `ratio` of the best swept shape."""
+    assert got in timed, f"{where}: {got} is not among the fastest swept"
+    assert best_ms / timed[got] >= ratio, f"{where}: {got}"
+
+
+def test_a8_choice_is_near_the_best_swept_shape():
+    # The rule must pick, on every swept Llama shape, a launch shape timed within 10% of the best one.
     from types import SimpleNamespace
 
-    sweep = json.loads(Path("benchmarks/results/gemv-a8-split-sweep-h200.json").read_text())
-    for case in sweep["cases"]:
+    for case in _sweep("gemv-a8-split-sweep-h200.json")["cases"]:
         pw = SimpleNamespace(
             n=case["n"],
             k=case["k"],
@@ -117,38 +128,31 @@ def test_a8_choice_is_near_the_best_swept_shape():
         cfg = dispatch.a8_choice(pw)
         timed = {tuple(r["cfg"][:4]): r["ms"] for r in case["a8_all"]}
         got = (cfg.block_n, cfg.block_w, cfg.num_warps, cfg.split_k)
-        assert got in timed, f"{case['label']} {case['n']}x{case['k']}: {got} is not among the fastest swept"
-        assert case["a8_ms"] / timed[got] >= 0.9, f"{case['label']} {case['n']}x{case['k']}: {got}"
+        _assert_near_best(f"{case['label']} {case['n']}x{case['k']}", got, timed, case["a8_ms"], 0.9)
 
 
 def test_int8_word_gemv_choice_is_near_the_best_swept_shape():
     # On every swept Llama shape the int8 rule must pick a launch shape timed within 5% of the best.
-    import json
-    from pathlib import Path
     from types import SimpleNamespace
 
-    sweep = json.loads(Path("benchmarks/results/gemv-words-sweep-int8-h200.json").read_text())
+    sweep = _sweep("gemv-words-sweep-int8-h200.json")
     assert len(sweep["cases"]) == 7
     for case in sweep["cases"]:
         pw = SimpleNamespace(n=case["n"], k=case["k"], fmt="int8", scale_mode=1, group_size=case["k"])
         cfg = dispatch.word_gemv_choice(pw, 1)
         timed = {tuple(r["cfg"][:4]): r["ms"] for r in case["gemv_all"]}
         got = (cfg.block_n, cfg.block_w, cfg.num_warps, cfg.split_k)
-        assert got in timed, f"{case['n']}x{case['k']}: {got} is not among the fastest swept"
-        assert case["gemv_ms"] / timed[got] >= 0.95, f"{case['n']}x{case['k']}: {got}"
+        _assert_near_best(f"{case['n']}x{case['k']}", got, timed, case["gemv_ms"], 0.95)
 
 
 def test_tensor_core_choice_is_near_the_best_swept_shape():
     # Where the rule picks the tensor-core kernel on a swept Llama shape, its shape must be timed
     # within 5% of the best one (benchmarks/gemv_variants.py --families tc-compact, H200).
     import dataclasses
-    import json
-    from pathlib import Path
     from types import SimpleNamespace
 
-    sweep = json.loads(Path("benchmarks/results/tc-ptx-sweep-h200.json").read_text())
     chosen = 0
-    for case in sweep["cases"]:
+    for case in _sweep("tc-ptx-sweep-h200.json")["cases"]:
         grouped = "g128" in case["label"]
         pw = SimpleNamespace(
             n=case["n"],
@@ -164,7 +168,7 @@ def test_tensor_core_choice_is_near_the_best_swept_shape():
         chosen += 1
         timed = {tuple(r["cfg"]): r["ms"] for r in case["tc_all"]}
         got = dataclasses.astuple(cfg)
-        where = f"{case['label']} {case['n']}x{case['k']} m={case['m']}: {got}"
-        assert got in timed, f"{where} is not among the fastest swept"
-        assert case["tc_ms"] / timed[got] >= 0.95, where
+        _assert_near_best(
+            f"{case['label']} {case['n']}x{case['k']} m={case['m']}", got, timed, case["tc_ms"], 0.95
+        )
     assert chosen == 14  # every layer at 16 rows, and the two wide int4 layers at one row

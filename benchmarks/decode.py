@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 from trico.engine.benchmark import run, table, write_results  # noqa: E402
 from trico.engine.device import resolve_device  # noqa: E402
-from trico.kernels import programmatic_launch  # noqa: E402
+from trico.kernels import fused_prologues, programmatic_launch  # noqa: E402
 
 
 def _ints(s: str) -> list[int]:
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="launch decode kernels with programmatic dependent launch on Hopper+ (recorded per result)",
     )
+    p.add_argument(
+        "--prologues",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="apply RMSNorm and the SiLU gate inside the decode projections (recorded per result)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="benchmarks/results/decode.json")
     return p
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the grid, write the JSON, print the table last."""
     args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
-    with programmatic_launch(args.pdl):
+    with programmatic_launch(args.pdl), fused_prologues(args.prologues):
         results = _run(args, device)
     path = write_results(results, args.out)
     print(f"\nwrote {len(results)} results to {path}\n")

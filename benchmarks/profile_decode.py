@@ -8,7 +8,9 @@ With `--pdl on,late,off` every format is profiled with programmatic dependent la
 dependents right after each kernel's wait (on), at each program's exit (late), and without it
 (trico/kernels/pdl.py), for a same-run comparison; under PDL a kernel's time includes the wait for
 its predecessor, so compare the wall times, not the kernel sums. `--attention three,one` does the
-same for the three-kernel and the one-launch decode attention (trico.engine.fused.ONE_LAUNCH_ATTENTION).
+same for the three-kernel and the one-launch decode attention (trico.engine.fused.ONE_LAUNCH_ATTENTION),
+and `--prologues on,off,norm,silu` for RMSNorm and the SiLU gate inside the projections (both,
+neither, only one) vs as kernels of their own (trico/kernels/prologue.py).
 
 Example (on the GPU machine):
     python benchmarks/profile_decode.py --model llama-2-7b --formats bf16,int8,int4-g128,tern2 \
@@ -41,10 +43,18 @@ from trico.engine.cuda_graphs import enable_fast_decode  # noqa: E402
 from trico.engine.generator import Generator  # noqa: E402
 from trico.engine.kv_cache import StaticKVCache  # noqa: E402
 from trico.engine.sampler import Sampler  # noqa: E402
-from trico.kernels import int8_activations, pdl, programmatic_launch  # noqa: E402
+from trico.kernels import fused_prologues, int8_activations, pdl, programmatic_launch, prologue  # noqa: E402
 
 PDL_MODES = {"on": (True, True), "late": (True, False), "off": (False, True)}
 """--pdl value -> (programmatic launch, early trigger)."""
+
+PROLOGUE_MODES = {
+    "on": {prologue.NORM, prologue.SILU},
+    "off": set(),
+    "norm": {prologue.NORM},
+    "silu": {prologue.SILU},
+}
+"""--prologues value -> the ops handed to the consuming projections."""
 
 
 def _short(name: str) -> str:
@@ -64,17 +74,25 @@ def profile_format(
     decode: str,
     pdl_mode: str,
     one_launch: bool,
+    prologues: str = "on",
 ) -> dict:
     """Kernels of `steps` graph-replayed decode steps of one weight format under one launch setting."""
     on, early = PDL_MODES[pdl_mode]
-    saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION
+    saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS
     pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION = early, one_launch
+    prologue.KINDS = PROLOGUE_MODES[prologues]
     try:
-        with programmatic_launch(on):  # the graph captured inside keeps the choice
+        with programmatic_launch(on), fused_prologues(prologues != "off"):  # the captured graph keeps them
             row = _profile(model, fmt, batch, prompt, steps, decode)
     finally:
-        pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION = saved
-    return {**row, "pdl": on, "pdl_mode": pdl_mode, "one_launch_attention": one_launch}
+        pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS = saved
+    return {
+        **row,
+        "pdl": on,
+        "pdl_mode": pdl_mode,
+        "one_launch_attention": one_launch,
+        "prologues": prologues,
+    }
 
 
 def _profile(model, fmt: str, batch: int, prompt: int, steps: int, decode: str) -> dict:  # noqa: ANN001
@@ -159,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         default="three",
         help="comma-separated: three (RoPE, attention, merge kernels), one (one launch)",
     )
+    p.add_argument(
+        "--prologues",
+        default="on",
+        help="comma-separated: on (norm and gate inside the projections), off (kernels of their own), norm, silu",
+    )
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -168,16 +191,35 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     modes = [v for v in args.pdl.split(",") if v]
     attentions = [v for v in args.attention.split(",") if v]
-    if bad := [v for v in modes if v not in PDL_MODES] + [v for v in attentions if v not in ("three", "one")]:
-        p.error(f"unknown --pdl/--attention value(s): {', '.join(bad)}")
-    cases = [(f, m, a) for f in args.formats.split(",") if f for a in attentions for m in modes]
-    for fmt, mode, attention in cases:
+    prologues = [v for v in args.prologues.split(",") if v]
+    bad = [v for v in modes if v not in PDL_MODES] + [v for v in attentions if v not in ("three", "one")]
+    bad += [v for v in prologues if v not in PROLOGUE_MODES]
+    if bad:
+        p.error(f"unknown --pdl/--attention/--prologues value(s): {', '.join(bad)}")
+    cases = [
+        (f, m, a, pro)
+        for f in args.formats.split(",")
+        if f
+        for a in attentions
+        for m in modes
+        for pro in prologues
+    ]
+    for fmt, mode, attention, pro in cases:
         r = profile_format(
-            model, fmt, args.batch, args.prompt, args.steps, args.decode, mode, attention == "one"
+            model,
+            fmt,
+            args.batch,
+            args.prompt,
+            args.steps,
+            args.decode,
+            mode,
+            attention == "one",
+            pro,
         )
         rows.append(r)
         print(
-            f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention}: wall {r['wall_us_per_step']:.0f} us/step, kernels "
+            f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention} prologues {pro}: "
+            f"wall {r['wall_us_per_step']:.0f} us/step, kernels "
             f"{r['kernel_us_per_step']:.0f} us in {r['kernels_per_step']:.0f} launches, idle {r['idle_us_per_step']:.0f} us"
         )
         for k in r["kernels"][: args.top]:

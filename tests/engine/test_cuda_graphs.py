@@ -128,25 +128,28 @@ def test_graph_replay_matches_eager_step_on_gpu():
 
 
 @pytest.mark.parametrize(
-    "scheme,a8,one_launch",
+    "scheme,a8,one_launch,batch",
     [
-        (None, False, False),
-        ("int4-rtn-g32", False, False),
-        ("int8", False, False),
-        ("int4-rtn-g32", True, False),
-        ("int8", True, False),
-        (None, False, True),
-        ("int8", True, True),
+        (None, False, False, 2),
+        ("int4-rtn-g32", False, False, 2),
+        ("int8", False, False, 2),
+        ("int8", False, False, 1),
+        ("ternary-pc", False, False, 1),
+        ("int4-rtn-g32", True, False, 1),
+        ("int8", True, False, 1),
+        (None, False, True, 2),
+        ("int8", True, True, 1),
     ],
 )
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="runs Triton kernels on CPU tensors")
 @torch.no_grad()
-def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_launch, monkeypatch):
-    """The CUDA decode path (rope + cache store in one kernel, flash-decoding, residual add inside the
-    down projection; with a8, int8-activation GEMVs fed by their producers) run by the Triton interpreter on CPU gives the
-    reference step's logits and cache."""
+def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_launch, batch, monkeypatch):
+    """The CUDA decode path (rope + cache store in one kernel, flash-decoding, RMSNorm and the SiLU gate
+    inside the projections, residual adds inside the o and down projections; with a8, int8-activation
+    GEMVs fed by their producers) run by the Triton interpreter on CPU gives the reference step's logits
+    and cache."""
     from trico.engine import fused
-    from trico.kernels import fused_on_cpu, int8_activations
+    from trico.kernels import activation, fused_on_cpu, int8_activations, rmsnorm
     from trico.kernels.gemv_a8 import gemv_a8
     from trico.quant.api import quantize
 
@@ -163,7 +166,10 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_
     monkeypatch.setattr(
         dispatch, "gemv_a8", lambda *a, **k: calls.append(k.get("quantized") is not None) or gemv_a8(*a, **k)
     )
-    batch = 1 if a8 else 2  # int8 activations serve one-row GEMVs
+    separate = []  # launches of the standalone norm and gate kernels
+    for mod, name in ((rmsnorm, "rmsnorm"), (activation, "silu_mul_packed")):
+        original = getattr(mod, name)
+        monkeypatch.setattr(mod, name, lambda *a, _f=original, **k: separate.append(1) or _f(*a, **k))
     caches = [StaticKVCache(cfg, batch, 16, dtype=torch.bfloat16) for _ in range(2)]
     prompt = torch.randint(0, 256, (batch, 5), generator=torch.Generator().manual_seed(0))
     for c in caches:
@@ -175,6 +181,11 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_
         got = model.decode(token, pos, caches[1])
     assert float((got.float() - want.float()).norm() / want.float().norm()) < (4e-2 if a8 else 2e-2)
     assert calls == ([True] * 4 * cfg.n_layers if a8 else [])
+    # One row of 2-bit weights: RMSNorm and the SiLU gate run inside the projections; one row of int8,
+    # the gate only (dispatch.PROLOGUE_BITS). With int8 activations their kernels quantize x for the
+    # GEMVs, and above one row or with 16-bit weights they run on their own: two norms, one gate.
+    inside = {"ternary-pc": 3, "int8": 1} if batch == 1 and not a8 else {}
+    assert len(separate) == (3 - inside.get(scheme, 0)) * cfg.n_layers
     # Position 5 is new (one fused QKV matmul vs three: bf16 rounding may differ); the rest untouched.
     for new, old in ((caches[1].k, caches[0].k), (caches[1].v, caches[0].v)):
         assert float((new[:, :, :, 5] - old[:, :, :, 5]).float().abs().max()) <= 0.05

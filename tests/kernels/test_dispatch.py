@@ -172,3 +172,17 @@ def test_tensor_core_choice_is_near_the_best_swept_shape():
             f"{case['label']} {case['n']}x{case['k']} m={case['m']}", got, timed, case["tc_ms"], 0.95
         )
     assert chosen == 14  # every layer at 16 rows, and the two wide int4 layers at one row
+
+
+def test_prologue_rule_follows_the_h200_profile():
+    """PROLOGUE_BITS holds a code width for an op exactly where the same-run profile measured it faster."""
+    from trico.kernels.prologue import NORM, SILU
+
+    rows = _sweep("experiments/profile-prologues-b1-h200.json")["rows"]
+    wall = {(r["format"], r["prologues"]): r["wall_us_per_step"] for r in rows}
+    # Formats whose consumer of that op is the word GEMV at batch 1 on Llama-2-7B (the rest: tensor cores).
+    cases = [("int8", 8, NORM, "norm"), ("int8", 8, SILU, "silu"), ("tern2", 2, NORM, "norm")]
+    cases += [("tern2", 2, SILU, "silu"), ("int4-g128", 4, SILU, "silu")]
+    for fmt, bits, kind, mode in cases:
+        faster = wall[fmt, mode] < wall[fmt, "off"]
+        assert (bits in dispatch.PROLOGUE_BITS[kind]) == faster, (fmt, mode)

@@ -28,7 +28,7 @@ from trico.engine.generator import Generator
 from trico.engine.kv_cache import StaticKVCache
 from trico.engine.sampler import Sampler
 from trico.errors import TricoError
-from trico.kernels import int8_activations
+from trico.kernels import int8_activations, prologues_allowed
 from trico.kernels.pdl import pdl_on
 from trico.models.llama import Transformer
 
@@ -263,6 +263,7 @@ def environment(device: torch.device) -> dict:
         "git_sha": sha or None,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "programmatic_launch": device.type == "cuda" and pdl_on(torch.empty(0, device=device)),
+        "fused_prologues": prologues_allowed(),
     }
 
 

@@ -8,9 +8,14 @@ SiLU gate in one kernel and the block's last residual add inside the down projec
 on CPU tensors it calls the original layer code, so results there are the reference ones. A
 decode step over a bf16/fp16 static cache rotates q and k and writes k and v into the cache in
 one kernel, then runs the flash-decoding kernel and its merge (with ONE_LAUNCH_ATTENTION, all of
-that is one `rope_decode_attention` launch instead); other caches keep their own `attend`. Under `int8_activations()` the kernels that produce a
-projection's input (RMSNorm, SiLU gate, attention) also write it quantized for the
-int8-activation GEMV. A 16-bit lm_head becomes FusedHead: fp32 logits from the tensor-core GEMM.
+that is one `rope_decode_attention` launch instead); other caches keep their own `attend`. In
+that decode step the projections also do the work of the small ops before them
+(`trico/kernels/prologue.py`): the QKV and gate/up kernels apply RMSNorm to the residual stream
+as they load it, the o projection adds the residual, and the down projection computes the SiLU
+gate from the gate/up output (turned off by `fused_prologues(False)`). Under `int8_activations()`
+the kernels that produce a projection's input (RMSNorm, SiLU gate, attention) stay separate and
+also write it quantized for the int8-activation GEMV. A 16-bit lm_head becomes FusedHead: fp32
+logits from the tensor-core GEMM.
 """
 
 from __future__ import annotations
@@ -83,20 +88,23 @@ def _project(
     x: torch.Tensor,
     residual: torch.Tensor | None = None,
     quantized=None,  # noqa: ANN001 - trico.kernels.gemv_a8.QuantizedX from _a8_input
+    prologue=None,  # noqa: ANN001 - trico.kernels.prologue.Prologue
 ) -> torch.Tensor:
     """A projection (+ residual, added inside the kernel where one runs); fused-path callers only.
 
-    Dense bf16/fp16 weights go through the kernel dispatcher (Triton skinny GEMM or cuBLAS).
+    Dense bf16/fp16 weights go through the kernel dispatcher (Triton skinny GEMM or cuBLAS). With a
+    `prologue` (RMSNorm or the SiLU gate) x is that op's raw input and the projection's kernel
+    applies it as it loads x where it can.
     """
     from trico.kernels.dispatch import dense_forward, qlinear_forward
 
     if type(mod) is nn.Linear and mod.bias is None:
-        return dense_forward(mod.weight, x, residual)
+        return dense_forward(mod.weight, x, residual, prologue=prologue)
     from trico.quant.qlinear import QLinear
 
     if isinstance(mod, QLinear):
-        return qlinear_forward(mod, x, residual, quantized)
-    y = mod(x)
+        return qlinear_forward(mod, x, residual, quantized, prologue=prologue)
+    y = mod(x if prologue is None else prologue.apply(x))
     return y if residual is None else residual + y
 
 
@@ -154,11 +162,12 @@ class FusedDecoderLayer(nn.Module):
 
     def forward(self, x, cos, sin, input_pos, cache):  # noqa: ANN001 - DecoderLayer.forward's signature
         """One block over hidden states x [B, T, dim]."""
-        from trico.kernels import fused_path
+        from trico.kernels import a8_enabled, fused_path, prologues_allowed
 
         if not fused_path(x):
             return DecoderLayer.forward(self, x, cos, sin, input_pos, cache)
         from trico.kernels.activation import silu_mul, silu_mul_packed
+        from trico.kernels.prologue import SILU_GATE, norm_prologue
         from trico.kernels.rmsnorm import rmsnorm
 
         attn, mlp = self.self_attn, self.mlp
@@ -167,13 +176,23 @@ class FusedDecoderLayer(nn.Module):
         hd, nq, nkv = attn.head_dim, attn.n_heads, attn.n_kv_heads
         # With int8 activations each projection's x is quantized by the kernel that produces it.
         xq = _a8_input(qkv_proj, x)
-        xn, _ = rmsnorm(
-            x.contiguous(), self.input_layernorm.weight, self.input_layernorm.eps, quantized_out=xq
-        )
+        decode = qkv_proj is not None and _single_token_cache(cache, x, hd)
+        # A decode step hands RMSNorm and the SiLU gate to the projections that consume them (with
+        # int8 activations those ops stay separate: they write x's int8 codes for the GEMV).
+        prologues = decode and gu_proj is not None and prologues_allowed() and not a8_enabled()
+        if prologues:
+            xn = None
+        else:
+            xn, _ = rmsnorm(
+                x.contiguous(), self.input_layernorm.weight, self.input_layernorm.eps, quantized_out=xq
+            )
         oq = None
-        if qkv_proj is not None and _single_token_cache(cache, x, hd):
+        if decode:
             kc, vc = cache.k[attn.layer_idx], cache.v[attn.layer_idx]
-            qkv = _project(qkv_proj, xn, quantized=xq)
+            if prologues:
+                qkv = _project(qkv_proj, x.contiguous(), prologue=norm_prologue(self.input_layernorm))
+            else:
+                qkv = _project(qkv_proj, xn, quantized=xq)
             oq = _a8_input(attn.o_proj, x)
             if ONE_LAUNCH_ATTENTION:
                 from trico.kernels.decode_attention import rope_decode_attention
@@ -189,6 +208,10 @@ class FusedDecoderLayer(nn.Module):
             o = o.view(b, t, nq * hd)
         else:
             o = self._attention(xn, cos, sin, input_pos, cache, qkv_proj, xq)
+        if prologues:
+            h = _project(attn.o_proj, o, residual=x.contiguous(), quantized=oq)
+            gu = _project(gu_proj, h, prologue=norm_prologue(self.post_attention_layernorm))
+            return _project(mlp.down_proj, gu, residual=h, prologue=SILU_GATE)
         o = _project(attn.o_proj, o, quantized=oq)
         hq = _a8_input(gu_proj, x)
         hn, h = rmsnorm(

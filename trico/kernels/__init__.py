@@ -1,6 +1,6 @@
 """trico.kernels: Triton kernels, each file = kernel + launcher + plain-torch reference.
 
-Four switches, each a context manager over a block of code:
+Five switches, each a context manager over a block of code:
 - `torch_reference()` turns the CUDA fast paths (QLinear dispatch, decode attention) off, so the
   GPU can run the exact torch reference path for A/B correctness checks;
 - `int8_activations()` lets one-row decode GEMVs quantize x to int8 (per 32 codes) and multiply
@@ -8,7 +8,9 @@ Four switches, each a context manager over a block of code:
 - `fused_on_cpu()` runs the fused decoder block on CPU tensors under `TRITON_INTERPRET=1`, so CPU
   tests cover the CUDA code path;
 - `programmatic_launch(False)` launches the decode kernels without programmatic dependent launch
-  (`pdl.py`), for same-run A/B timing.
+  (`pdl.py`), for same-run A/B timing;
+- `fused_prologues(False)` runs RMSNorm and the SiLU gate as kernels of their own instead of inside
+  the projection that consumes them (`prologue.py`), for same-run A/B timing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-_STATE = {"enabled": True, "cpu": False, "a8": False, "pdl": True}
+_STATE = {"enabled": True, "cpu": False, "a8": False, "pdl": True, "prologues": True}
 
 
 @contextmanager
@@ -72,3 +74,13 @@ def pdl_allowed() -> bool:
 def programmatic_launch(on: bool = True) -> AbstractContextManager[None]:
     """Allow or forbid programmatic dependent launch within the block (a captured CUDA graph keeps it)."""
     return _switched("pdl", on)
+
+
+def prologues_allowed() -> bool:
+    """Whether decode projections may apply RMSNorm / the SiLU gate to x themselves (see prologue.py)."""
+    return _STATE["prologues"]
+
+
+def fused_prologues(on: bool = True) -> AbstractContextManager[None]:
+    """Allow or forbid norm and gate prologues inside the projections within the block (a captured graph keeps it)."""
+    return _switched("prologues", on)

@@ -34,7 +34,10 @@ if triton is not None:
         g = tl.load(g_ptr + offs, mask=mask, other=0.0)
         u = tl.load(u_ptr + offs, mask=mask, other=0.0)
         gf = g.to(tl.float32)
-        s = (gf / (1.0 + tl.exp(-gf))).to(g.dtype)  # torch rounds silu to the dtype before the product
+        # torch rounds silu to the dtype before the product. The division is the 2-ulp one (as the exp):
+        # a full-precision fp32 division is a long instruction sequence, and the GEMV prologue that
+        # repeats this op (prologue.py) must give the same bits.
+        s = tl.fdiv(gf, 1.0 + tl.exp(-gf)).to(g.dtype)
         tl.store(y_ptr + offs, (s.to(tl.float32) * u.to(tl.float32)).to(g.dtype), mask=mask)
 
     @triton.jit
@@ -60,7 +63,7 @@ if triton is not None:
         g = tl.load(gu_ptr + row * 2 * H + offs, mask=mask, other=0.0)
         u = tl.load(gu_ptr + row * 2 * H + H + offs, mask=mask, other=0.0)
         gf = g.to(tl.float32)
-        s = (gf / (1.0 + tl.exp(-gf))).to(g.dtype)
+        s = tl.fdiv(gf, 1.0 + tl.exp(-gf)).to(g.dtype)  # as in _silu_mul_kernel
         y = (s.to(tl.float32) * u.to(tl.float32)).to(g.dtype)
         tl.store(y_ptr + row * H + offs, y, mask=mask)
         if A8_QB > 0:

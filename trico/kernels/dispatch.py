@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from trico.kernels import a8_enabled, kernels_enabled
+from trico.kernels import a8_enabled, fused_path, kernels_enabled
 from trico.kernels import qlinear as qk
 from trico.kernels.gemv import GEMV_BITS, GemvWordConfig, gemv_supported, gemv_words
 from trico.kernels.gemv_a8 import (
@@ -17,6 +17,7 @@ from trico.kernels.gemv_a8 import (
     gemv_a8,
     new_quantized_x,
 )
+from trico.kernels.prologue import NORM, SILU, Prologue
 from trico.kernels.qgemm_tc import TC_BITS, TcConfig, tc_qmm, tc_supported
 
 DECODE_MAX_ROWS = 64
@@ -107,6 +108,28 @@ def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
     return GemvWordConfig(16, 64, 4, 1)
 
 
+PROLOGUE_BITS = {NORM: {2}, SILU: {2, 8}}
+"""Code widths whose word GEMV applies each prologue itself (one row); everything else runs the op first.
+
+From one H200 run (benchmarks/results/experiments/profile-prologues-b1-h200.json, Llama-2-7B batch 1,
+wall us per decode step, same run; `profile_decode.py --prologues on,off,norm,silu`): tern2 2193 with
+both ops separate, 2158 with the norm inside its consumers, 2177 with the gate, 2147 with both; int8
+2751, 2834 with the norm (slower), 2694 with the gate. The 4-bit down projection got slower with the
+gate inside (2835 -> 3086: its unpacking is already issue-bound and 128 row tiles repeat the gate).
+The tensor-core kernel was worse with either op in it (bf16 3906 -> 4591 with the gate, 3952 with the
+norm), so it has no prologue.
+"""
+
+
+def prologue_fits(prologue: Prologue | None, pw: qk.PackedWeight, x: torch.Tensor) -> bool:
+    """Whether the word GEMV of this weight should apply `prologue` to x itself (PROLOGUE_BITS)."""
+    return (
+        prologue is not None
+        and prologue.fits(x.shape[0], x)
+        and GEMV_BITS.get(pw.fmt) in PROLOGUE_BITS.get(prologue.kind, ())
+    )
+
+
 SPLIT_K_PROGRAMS = 512
 """Programs a one-row GEMV's split-K aims for (4 per SM of an H100/H200; both sweeps agree)."""
 
@@ -172,13 +195,16 @@ def qlinear_forward(
     x: torch.Tensor,
     residual: torch.Tensor | None = None,
     quantized: QuantizedX | None = None,
+    prologue: Prologue | None = None,
 ) -> torch.Tensor:
     """y = x @ W^T (+ residual, added in the kernel where it can) for a QLinear on CUDA.
 
     Formats without a kernel (w8a8) use the module's reference. `quantized` is x as `a8_input`
-    prepared it and a producer kernel filled it.
+    prepared it and a producer kernel filled it. With a `prologue` x is that op's raw input; the
+    GEMV applies it as it loads x where it can, else it runs first on its own.
     """
     if not supported(module) or not kernels_enabled():
+        x = x if prologue is None else prologue.apply(x)
         return _add(module.reference_forward(x), residual)
     pw = packed_view(module)
     lead = x.shape[:-1]
@@ -186,19 +212,22 @@ def qlinear_forward(
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     res2 = None if residual is None else residual.reshape(-1, module.out_features)
-    a8 = a8_choice(pw) if x2.shape[0] == 1 and a8_enabled() else None
+    m = x2.shape[0]
+    a8 = a8_choice(pw) if m == 1 and a8_enabled() else None
+    # On the CPU the fused path (tests, under the interpreter) takes the same kernels as CUDA.
+    fast = fused_path(x2) and a8 is None
+    tc = tensor_core_choice(pw, m) if fast and m <= DECODE_MAX_ROWS else None
+    words = word_gemv_choice(pw, m) if fast and tc is None else None
+    if prologue is not None and not (words is not None and prologue_fits(prologue, pw, x2)):
+        x2, prologue = prologue.apply(x2), None
     if a8 is not None:
         y = gemv_a8(x2, pw, a8, residual=res2, quantized=quantized)
-    elif x2.shape[0] <= DECODE_MAX_ROWS:
-        m = x2.shape[0]
-        tc = tensor_core_choice(pw, m) if x2.is_cuda else None
-        words = word_gemv_choice(pw, m) if x2.is_cuda and tc is None else None
-        if tc is not None:
-            y = tc_qmm(x2, pw, tc, residual=res2)
-        elif words is not None:
-            y = gemv_words(x2, pw, words, residual=res2)
-        else:
-            y = _add(qk.qmm(x2, pw, qk.tuned_config(x2, pw) or qk.default_config(pw, x2.shape[0])), res2)
+    elif tc is not None:
+        y = tc_qmm(x2, pw, tc, residual=res2)
+    elif words is not None:
+        y = gemv_words(x2, pw, words, residual=res2, prologue=prologue)
+    elif m <= DECODE_MAX_ROWS:
+        y = _add(qk.qmm(x2, pw, qk.tuned_config(x2, pw) or qk.default_config(pw, m)), res2)
     else:
         y = _add(F.linear(x2, qk.dequantize(pw, x2.dtype)), res2)
     return y.view(*lead, module.out_features)
@@ -217,19 +246,23 @@ def dense_forward(
     x: torch.Tensor,
     residual: torch.Tensor | None = None,
     out_dtype: torch.dtype | None = None,
+    prologue: Prologue | None = None,
 ) -> torch.Tensor:
     """y = x @ weight^T (+ residual) for a bf16/fp16 weight: the tensor-core skinny GEMM on CUDA (K % 64 == 0), else cuBLAS.
 
     With `out_dtype=torch.float32` y is the fp32 sum of the 16-bit products, not rounded to x's dtype
-    (the torch fallback multiplies upcast copies).
+    (the torch fallback multiplies upcast copies). With a `prologue` x is that op's raw input.
+    The tensor-core kernel has no prologue: it runs first, on its own.
     """
+    if prologue is not None:
+        x = prologue.apply(x)
 
     def fallback() -> torch.Tensor:
         if out_dtype is None or out_dtype == x.dtype:
             return _add(F.linear(x, weight), residual)
         return _add(F.linear(x.to(out_dtype), weight.to(out_dtype)), residual)
 
-    if not (x.is_cuda and kernels_enabled() and qk.triton is not None) or weight.dtype != x.dtype:
+    if not (fused_path(x) and qk.triton is not None) or weight.dtype != x.dtype:
         return fallback()
     x2 = x.reshape(-1, x.shape[-1])
     if x2.shape[0] > DECODE_MAX_ROWS or x2.stride(-1) != 1 or not weight.is_contiguous():
@@ -244,7 +277,8 @@ def dense_forward(
     if tc is None:
         return fallback()
     res2 = None if residual is None else residual.reshape(-1, weight.shape[0])
-    return tc_qmm(x2, pw, tc, residual=res2, out_dtype=out_dtype).view(*x.shape[:-1], weight.shape[0])
+    y = tc_qmm(x2, pw, tc, residual=res2, out_dtype=out_dtype)
+    return y.view(*x.shape[:-1], weight.shape[0])
 
 
 def clear_caches() -> None:

@@ -27,12 +27,14 @@ import torch
 
 from trico.kernels.epilogue import check_residual, split_workspace
 from trico.kernels.pdl import launch_kwargs, wait_for_producer
+from trico.kernels.prologue import SILU, Prologue, no_prologue_args
 from trico.kernels.qlinear import PackedWeight, triton
 
 if triton is not None:
     import triton.language as tl
 
     from trico.kernels.epilogue import store_output
+    from trico.kernels.prologue import finish_input, load_raw, row_rstd
 
 GEMV_BITS = {"int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
@@ -80,7 +82,7 @@ if triton is not None:
     @triton.jit
     def _word_step(
         u,
-        x_ptr,
+        xt,
         ww,
         mask_w,
         acc,
@@ -99,14 +101,13 @@ if triton is not None:
         BLOCK_N: tl.constexpr,
         BLOCK_W: tl.constexpr,
     ):
-        """Multiply one [BN, BW] tile of words with its x values; returns the updated (acc, xtot)."""
+        """Multiply one [BN, BW] tile of words with its x values xt [BW, CPW]; returns the updated (acc, xtot)."""
         CPW: tl.constexpr = 32 // BITS
         MASK: tl.constexpr = ((1 << BITS) - 1) << (23 - BITS)
         SCALE: tl.constexpr = float(1 << BITS)
         if SIGNED8:
             u = u ^ -2139062144  # 0x80808080: two's complement bytes -> c + 128
         part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
-        xt = tl.load(x_ptr + ww[:, None] * CPW + tl.arange(0, CPW)[None, :], mask=mask_w[:, None], other=0.0)
         xt = xt.to(tl.float32)
         xw = tl.sum(xt, axis=1)
         for p in tl.static_range(CPW):
@@ -140,10 +141,15 @@ if triton is not None:
         ws_ptr,
         cnt_ptr,
         res_ptr,
+        nw_ptr,
+        eps,
+        half,
         N,
         KW,
         stride_wn,
         stride_sn,
+        PROLOGUE: tl.constexpr,
+        NORM_K: tl.constexpr,
         BITS: tl.constexpr,
         OFFSET: tl.constexpr,
         SIGNED8: tl.constexpr,
@@ -161,6 +167,7 @@ if triton is not None:
         pid_n = tl.program_id(0)
         pid_k = tl.program_id(1)
         SCALE: tl.constexpr = float(1 << BITS)
+        CPW: tl.constexpr = 32 // BITS
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_n = offs_n < N
         per_split = tl.cdiv(tl.cdiv(KW, SPLIT_K), BLOCK_W) * BLOCK_W
@@ -180,14 +187,28 @@ if triton is not None:
             other=0,
         )
         wait_for_producer(PDL)  # the first weight tile is on its way; x and y belong to other kernels
+        # x (and what its prologue reads) is prefetched a tile ahead too: its L2 round trip would
+        # otherwise stall every step after the words arrive.
+        offs_x = (w_lo + tl.arange(0, BLOCK_W))[:, None] * CPW + tl.arange(0, CPW)[None, :]
+        x_full = tl.full([BLOCK_W, CPW], 1, tl.int1)
+        xa_next, xb_next = load_raw(x_ptr + offs_x, x_full & (w_lo < w_full), nw_ptr + offs_x, half, PROLOGUE)
+        if PROLOGUE == 1:
+            rstd = row_rstd(x_ptr, KW * CPW, eps, NORM_K)
+        else:
+            rstd = 0.0
         for w0 in range(w_lo, w_full, BLOCK_W):
             ww = w0 + tl.arange(0, BLOCK_W)
             u = u_next
             more = zero + (w0 + BLOCK_W) < w_full  # uniform across the tile: loads stay 16-byte vectors
             u_next = tl.load(rows + (ww + BLOCK_W)[None, :], mask=mask_n[:, None] & more, other=0)
+            xa, xb = xa_next, xb_next
+            offs_x += BLOCK_W * CPW
+            xa_next, xb_next = load_raw(
+                x_ptr + offs_x, x_full & (w0 + BLOCK_W < w_full), nw_ptr + offs_x, half, PROLOGUE
+            )
             acc, xtot = _word_step(
                 u,
-                x_ptr,
+                finish_input(xa, xb, rstd, PROLOGUE),
                 ww,
                 every,
                 acc,
@@ -210,9 +231,11 @@ if triton is not None:
             ww = w_full + tl.arange(0, BLOCK_W)
             mask_w = ww < w_hi
             u = tl.load(rows + ww[None, :], mask=mask_n[:, None] & mask_w[None, :], other=0)
+            offs_x = ww[:, None] * CPW + tl.arange(0, CPW)[None, :]
+            xa, xb = load_raw(x_ptr + offs_x, mask_w[:, None], nw_ptr + offs_x, half, PROLOGUE)
             acc, xtot = _word_step(
                 u,
-                x_ptr,
+                finish_input(xa, xb, rstd, PROLOGUE),
                 ww,
                 mask_w,
                 acc,
@@ -265,11 +288,16 @@ def gemv_words(
     pw: PackedWeight,
     config: GemvWordConfig | None = None,
     residual: torch.Tensor | None = None,
+    prologue: Prologue | None = None,
 ) -> torch.Tensor:
-    """y [1, N] = x [1, K] @ W^T (+ residual [1, N]) for a word-packed integer weight (one row of x)."""
+    """y [1, N] = x [1, K] @ W^T (+ residual [1, N]) for a word-packed integer weight (one row of x).
+
+    With a `prologue` x is its raw input (h for RMSNorm, [1, 2K] gate/up for the SiLU gate).
+    """
     assert triton is not None, "Triton is not installed"
     assert gemv_supported(pw), f"the word GEMV does not take {pw.fmt} with K={pw.k}, group {pw.group_size}"
-    assert x.dim() == 2 and x.shape == (1, pw.k) and x.is_contiguous(), f"x must be [1, {pw.k}], contiguous"
+    width = 2 * pw.k if prologue is not None and prologue.kind == SILU else pw.k
+    assert x.dim() == 2 and x.shape == (1, width) and x.is_contiguous(), f"x must be [1, {width}], contiguous"
     config = config or gemv_default_config(pw)
     bits = GEMV_BITS[pw.fmt]
     words = pw.units.view(torch.uint8).view(torch.int32)
@@ -291,10 +319,11 @@ def gemv_words(
         ws,
         cnt,
         residual if residual is not None else y,
-        pw.n,
-        pw.k // per_word,
-        words.stride(0),
-        pw.stride_sn,
+        N=pw.n,
+        KW=pw.k // per_word,
+        stride_wn=words.stride(0),
+        stride_sn=pw.stride_sn,
+        **(no_prologue_args(x) if prologue is None else prologue.launch_args(x)),
         BITS=bits,
         OFFSET=128.0 if pw.fmt == "int8" else float(pw.offset),
         SIGNED8=pw.fmt == "int8",

@@ -9,10 +9,11 @@ on CPU tensors it calls the original layer code, so results there are the refere
 decode step over a bf16/fp16 static cache rotates q and k and writes k and v into the cache in
 one kernel, then runs the flash-decoding kernel and its merge (with ONE_LAUNCH_ATTENTION, all of
 that is one `rope_decode_attention` launch instead); other caches keep their own `attend`. In
-that decode step the projections also do the work of the small ops before them
-(`trico/kernels/prologue.py`): the QKV and gate/up kernels apply RMSNorm to the residual stream
-as they load it, the o projection adds the residual, and the down projection computes the SiLU
-gate from the gate/up output (turned off by `fused_prologues(False)`). Under `int8_activations()`
+that decode step RMSNorm and the SiLU gate are handed to the projections that consume them (the
+QKV and gate/up projections get the residual stream, the down projection the gate/up output, the o
+projection adds the residual): where the projection's kernel takes the op (one row,
+`dispatch.PROLOGUE_BITS`, `trico/kernels/prologue.py`) it applies it as it loads x, elsewhere the
+dispatcher runs the op's own kernel first (all of it off with `fused_prologues(False)`). Under `int8_activations()`
 the kernels that produce a projection's input (RMSNorm, SiLU gate, attention) stay separate and
 also write it quantized for the int8-activation GEMV. A 16-bit lm_head becomes FusedHead: fp32
 logits from the tensor-core GEMM.

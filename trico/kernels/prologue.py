@@ -66,22 +66,15 @@ class Prologue:
         """The op on its own: the separate Triton kernel on the fused path, torch elsewhere."""
         from trico.kernels import fused_path
 
+        if not fused_path(x):
+            return prologue_reference(x, self)
         if self.kind == NORM:
-            if fused_path(x):
-                from trico.kernels.rmsnorm import rmsnorm
+            from trico.kernels.rmsnorm import rmsnorm
 
-                return rmsnorm(x.contiguous(), self.weight, self.eps)[0]
-            from trico.kernels.rmsnorm import rmsnorm_reference
+            return rmsnorm(x.contiguous(), self.weight, self.eps)[0]
+        from trico.kernels.activation import silu_mul_packed
 
-            return rmsnorm_reference(x, self.weight, self.eps)[0]
-        if fused_path(x):
-            from trico.kernels.activation import silu_mul_packed
-
-            return silu_mul_packed(x.contiguous())
-        from trico.kernels.activation import silu_mul_reference
-
-        g, u = x.chunk(2, dim=-1)
-        return silu_mul_reference(g, u)
+        return silu_mul_packed(x.contiguous())
 
     def launch_args(self, x: torch.Tensor) -> dict:
         """Kernel arguments: the norm weight pointer, eps, the gate/up half width and the PROLOGUE constexpr."""

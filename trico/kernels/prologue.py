@@ -49,10 +49,6 @@ class Prologue:
     weight: torch.Tensor | None = None
     eps: float = 0.0
 
-    def k_of(self, x: torch.Tensor) -> int:
-        """The consumer's K for this raw input (half the width for the packed gate/up output)."""
-        return x.shape[-1] // 2 if self.kind == SILU else x.shape[-1]
-
     def fits(self, rows: int, x: torch.Tensor) -> bool:
         """Whether a consumer kernel should apply it to `rows` rows of x (else `apply` runs first)."""
         if rows != 1 or self.kind not in KINDS or x.dtype not in (torch.bfloat16, torch.float16):
@@ -81,7 +77,7 @@ class Prologue:
         return {
             "nw_ptr": self.weight if self.kind == NORM else x,
             "eps": float(self.eps),
-            "half": self.k_of(x) if self.kind == SILU else 0,
+            "half": x.shape[-1] // 2 if self.kind == SILU else 0,  # the up half of a gate/up row
             "PROLOGUE": self.kind,
             "NORM_K": triton.next_power_of_2(x.shape[-1]) if self.kind == NORM else 1,
         }

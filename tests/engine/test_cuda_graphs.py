@@ -184,8 +184,9 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_
     # One row of 2-bit weights: RMSNorm and the SiLU gate run inside the projections; one row of int8,
     # the gate only (dispatch.PROLOGUE_BITS). With int8 activations their kernels quantize x for the
     # GEMVs, and above one row or with 16-bit weights they run on their own: two norms, one gate.
+    # The final norm (FusedNorm) is one more RMSNorm launch.
     inside = {"ternary-pc": 3, "int8": 1} if batch == 1 and not a8 else {}
-    assert len(separate) == (3 - inside.get(scheme, 0)) * cfg.n_layers
+    assert len(separate) == (3 - inside.get(scheme, 0)) * cfg.n_layers + 1
     # Position 5 is new (one fused QKV matmul vs three: bf16 rounding may differ); the rest untouched.
     for new, old in ((caches[1].k, caches[0].k), (caches[1].v, caches[0].v)):
         assert float((new[:, :, :, 5] - old[:, :, :, 5]).float().abs().max()) <= 0.05
@@ -235,3 +236,27 @@ def test_fused_head_keeps_names_and_tie_and_returns_fp32_logits():
         from trico.quant.api import quantize
 
         quantize(model, "int8-head", progress=False)
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="runs Triton kernels on CPU tensors")
+@torch.no_grad()
+def test_fused_norm_keeps_the_parameter_and_matches_the_module():
+    """The final RMSNorm becomes one kernel on the fused path; names, the Parameter and the CPU result stay."""
+    from trico.engine.fused import FusedNorm
+    from trico.kernels import fused_on_cpu
+
+    cfg = tiny_config(dim=128, n_heads=4, n_kv_heads=2)
+    model = build_model(cfg, dtype=torch.bfloat16)
+    keys, weight = list(model.state_dict()), model.model.norm.weight
+    with torch.no_grad():
+        weight.copy_(1 + 0.1 * torch.randn(cfg.dim, generator=torch.Generator().manual_seed(0)))
+    h = torch.randn(2, 3, cfg.dim, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
+    want = model.model.norm(h)
+    fuse_model_(model)
+    assert isinstance(model.model.norm, FusedNorm) and model.model.norm.weight is weight
+    assert list(model.state_dict()) == keys
+    assert torch.equal(model.model.norm(h), want)  # off the fused path: the module's own ops
+    with fused_on_cpu():
+        got = model.model.norm(h)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    torch.testing.assert_close(got.float(), want.float(), rtol=1e-2, atol=1e-2)

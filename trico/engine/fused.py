@@ -16,7 +16,8 @@ projection adds the residual): where the projection's kernel takes the op (one r
 dispatcher runs the op's own kernel first (all of it off with `fused_prologues(False)`). Under `int8_activations()`
 the kernels that produce a projection's input (RMSNorm, SiLU gate, attention) stay separate and
 also write it quantized for the int8-activation GEMV. A 16-bit lm_head becomes FusedHead: fp32
-logits from the tensor-core GEMM.
+logits from the tensor-core GEMM; the final RMSNorm before it becomes FusedNorm: one kernel, where
+the torch module launches six at batch 1.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trico.models.llama import DecoderLayer, Transformer
+from trico.models.llama import DecoderLayer, RMSNorm, Transformer
 
 
 def _concat_rows(mods: list[nn.Module]) -> nn.Module | None:
@@ -277,12 +278,34 @@ class FusedHead(nn.Module):
         return F.linear(h.float(), self.weight.float())
 
 
+class FusedNorm(nn.Module):
+    """An RMSNorm run by the Triton kernel on the fused path (the same rounding as the module), with the module's own Parameter."""
+
+    def __init__(self, norm: RMSNorm) -> None:
+        super().__init__()
+        self.eps = norm.eps
+        self.weight = norm.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize the last dimension and scale it: one kernel on the fused path, RMSNorm's torch ops elsewhere."""
+        from trico.kernels import fused_path
+
+        if fused_path(x) and x.dtype in (torch.bfloat16, torch.float16) and self.weight.dtype == x.dtype:
+            from trico.kernels.rmsnorm import rmsnorm
+
+            return rmsnorm(x.contiguous(), self.weight, self.eps)[0]
+        return RMSNorm.forward(self, x)
+
+
 def fuse_model_(model: Transformer) -> Transformer:
-    """Swap the decoder layers for FusedDecoderLayer and a 16-bit head for FusedHead, in place (idempotent)."""
+    """Swap the decoder layers for FusedDecoderLayer, the final norm for FusedNorm and a 16-bit head for
+    FusedHead, in place (idempotent)."""
     layers = model.model.layers
     for i, layer in enumerate(layers):
         if isinstance(layer, DecoderLayer):
             layers[i] = FusedDecoderLayer(layer)
+    if type(model.model.norm) is RMSNorm:
+        model.model.norm = FusedNorm(model.model.norm)
     head = model.lm_head
     if type(head) is nn.Linear and head.bias is None and head.weight.dtype in (torch.bfloat16, torch.float16):
         model.lm_head = FusedHead(head)

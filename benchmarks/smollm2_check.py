@@ -3,6 +3,9 @@
 For each scheme the model is quantized once; the torch reference path (no fused layers, QLinear
 reference forward, SDPA attention, eager decode) and the Triton path (fused layers, packed-weight
 kernels, flash-decoding, CUDA-graph decode) each generate 64 greedy tokens from the same prompt.
+Where they part, the teacher-forced logits of both paths (fed the reference continuation) say
+whether a step was a near tie: the reference's top-1 margin against how far the two paths' logits
+are apart at that step.
 Usage: python benchmarks/smollm2_check.py [--gguf PATH] [--schemes bf16,int8,...] [--out FILE.json]
 """
 
@@ -62,6 +65,45 @@ def forced(model, config, prompt_ids: list[int], ref: list[int], kv8: bool, devi
     return preds
 
 
+@torch.no_grad()
+def forced_logits(
+    model, config, prompt_ids: list[int], ref: list[int], kv8: bool, device: str
+) -> torch.Tensor:  # noqa: ANN001
+    """fp32 logits [len(ref), vocab] of each step fed the reference continuation, eager, on the current path."""
+    cache_cls = StaticKVCache
+    if kv8:
+        from trico.engine.kv_cache_int8 import Int8KVCache
+
+        cache_cls = Int8KVCache
+    cache = cache_cls(config, 1, len(prompt_ids) + len(ref) + 4, dtype=torch.bfloat16, device=device)
+    out = [
+        model.prefill(
+            torch.tensor([prompt_ids], device=device), torch.arange(len(prompt_ids), device=device), cache
+        )
+    ]
+    for i, tok in enumerate(ref[:-1]):
+        pos = torch.tensor([len(prompt_ids) + i], device=device)
+        out.append(model.decode(torch.tensor([[tok]], device=device), pos, cache))
+    return torch.cat(out).float()
+
+
+def tie_report(ref_logits: torch.Tensor, fast_logits: torch.Tensor) -> dict:
+    """How far the paths' teacher-forced logits are apart, and at each step where their argmax differs,
+    the reference's top-1 margin (a flip with a margin below the logit gap is a near tie)."""
+    gap = (fast_logits - ref_logits).abs().amax(-1)
+    top2 = ref_logits.topk(2, dim=-1).values
+    margin = top2[:, 0] - top2[:, 1]
+    flips = (fast_logits.argmax(-1) != ref_logits.argmax(-1)).nonzero().flatten().tolist()
+    return {
+        "forced_max_logit_gap": float(gap.max()),
+        "forced_median_logit_gap": float(gap.median()),
+        "forced_median_top1_margin": float(margin.median()),
+        "forced_flips": [
+            {"step": i, "ref_margin": float(margin[i]), "logit_gap": float(gap[i])} for i in flips
+        ],
+    }
+
+
 def main() -> int:
     """Run every scheme, print a line each, write the JSON; exit 1 if any continuation differs."""
     p = argparse.ArgumentParser()
@@ -88,6 +130,9 @@ def main() -> int:
         first = next((i for i, (a, b) in enumerate(zip(ref, fast)) if a != b), None)
         tf = forced(model, ckpt.config, ids, ref, kv8, args.device)
         agree = sum(a == b for a, b in zip(tf, ref)) / len(ref)
+        fast_logits = forced_logits(model, ckpt.config, ids, ref, kv8, args.device)
+        with torch_reference():
+            ties = tie_report(forced_logits(model, ckpt.config, ids, ref, kv8, args.device), fast_logits)
         ok &= same
         text = ckpt.tokenizer.decode(fast) if ckpt.tokenizer is not None else ""
         results.append(
@@ -96,13 +141,17 @@ def main() -> int:
                 "identical": same,
                 "first_diff": first,
                 "teacher_forced_top1_agreement": agree,
+                **ties,
                 "ref": ref,
                 "triton": fast,
                 "text": text,
             }
         )
         print(
-            f"{scheme:<22} identical={same} first_diff={first} forced-agree={agree:.3f} | {text[:60]!r}",
+            f"{scheme:<22} identical={same} first_diff={first} forced-agree={agree:.3f} "
+            f"logit-gap max {ties['forced_max_logit_gap']:.3f} median {ties['forced_median_logit_gap']:.3f} "
+            f"flips (margin, gap) {[(round(f['ref_margin'], 3), round(f['logit_gap'], 3)) for f in ties['forced_flips']]} "
+            f"| {text[:40]!r}",
             flush=True,
         )
         if args.out:  # written as it goes

@@ -1,0 +1,142 @@
+"""Instruction mix of the word GEMV's main loop, compiled for sm_90 on any machine (no GPU needed).
+
+Triton compiles `gemv._gemv_kernel` ahead of time for an H100/H200 target (its bundled ptxas and
+cuobjdump), the loop is found as the longest backward branch of the SASS, and the instructions in
+it are counted per weight code of one thread. This is how the word GEMV was found to spend ~4.4
+instructions per int8 code, with two BAR.SYNCs per x column (the column's layout conversion
+through shared memory): `docs/gpu-engine.md`, session of b9c375a.
+Usage: python benchmarks/sass_mix.py [--bits 8] [--block-n 32] [--block-w 64] [--warps 2] [--group 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trico.kernels import gemv  # noqa: E402
+
+_POINTERS = {
+    "x_ptr": "*bf16",
+    "w_ptr": "*i32",
+    "s_ptr": "*fp16",
+    "m_ptr": "*fp16",
+    "y_ptr": "*bf16",
+    "ws_ptr": "*fp32",
+    "cnt_ptr": "*i32",
+    "res_ptr": "*bf16",
+    "nw_ptr": "*bf16",
+}
+
+
+def compile_word_gemv(bits: int, block_n: int, block_w: int, warps: int, group: int):  # noqa: ANN201 - CompiledKernel
+    """The word GEMV for sm_90 with one row scale (int8, group 0) or `group`-code scale groups; ints taken as multiples of 16 like a launch."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    per_row = group == 0
+    consts = {
+        "PROLOGUE": 0,
+        "NORM_K": 1,
+        "BITS": bits,
+        "OFFSET": 128.0 if bits == 8 else float(1 << (bits - 1)),
+        "SIGNED8": bits == 8,
+        "HAS_MIN": False,
+        "PER_ROW": per_row,
+        "WORDS_PER_GROUP": 1 if per_row else group // (32 // bits),
+        "BLOCK_N": block_n,
+        "BLOCK_W": block_w,
+        "SPLIT_K": 1,
+        "HAS_RES": False,
+        "PDL": 0,
+    }
+    kern = gemv._gemv_kernel
+    if not hasattr(kern, "cache_key"):
+        raise RuntimeError("the kernels are in interpreter mode: run with TRITON_INTERPRET unset")
+    sig = {
+        n: "constexpr" if n in consts else _POINTERS.get(n, "fp32" if n == "eps" else "i32")
+        for n in kern.arg_names
+    }
+    # A launch specializes pointers and ints divisible by 16 (row strides, sizes): the loads vectorize.
+    attrs = {
+        (i,): [["tt.divisibility", 16]]
+        for i, n in enumerate(kern.arg_names)
+        if sig[n] not in ("constexpr", "fp32")
+    }
+    attrs = {k: v for k, v in attrs.items() if kern.arg_names[k[0]] != "half"}
+    src = ASTSource(
+        fn=kern,
+        signature=sig,
+        constexprs={(kern.arg_names.index(k),): v for k, v in consts.items()},
+        attrs=attrs,
+    )
+    return triton.compile(
+        src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": 2}
+    )
+
+
+def sass(kernel) -> str:  # noqa: ANN001 - CompiledKernel
+    """cuobjdump's SASS of the compiled kernel."""
+    import triton
+
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(kernel.asm["cubin"])
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
+    try:
+        return subprocess.run([tool, "-sass", f.name], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(f.name)
+
+
+def loop_mix(text: str) -> collections.Counter:
+    """Opcode counts of the longest loop: the instructions between a backward branch's target and the branch."""
+    ops = []
+    for line in text.splitlines():
+        m = re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z0-9_]+(\.[A-Z0-9_.]+)?)", line)
+        if m:
+            target = re.search(r"BRA\s+(0x[0-9a-f]+)", line)
+            ops.append((int(m.group(1), 16), m.group(3), int(target.group(1), 16) if target else None))
+    best: list = []
+    for addr, _, target in ops:
+        if target is not None and target < addr:
+            body = [o for o in ops if target <= o[0] <= addr]
+            best = body if len(body) > len(best) else best
+    return collections.Counter(op for _, op, _ in best)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the loop's instruction count per code and its commonest opcodes."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bits", type=int, default=8, choices=[8, 4, 2])
+    p.add_argument("--block-n", type=int, default=32)
+    p.add_argument("--block-w", type=int, default=64)
+    p.add_argument("--warps", type=int, default=2)
+    p.add_argument("--group", type=int, default=0, help="codes per scale group (0: one scale per row)")
+    args = p.parse_args(argv)
+    try:
+        kernel = compile_word_gemv(args.bits, args.block_n, args.block_w, args.warps, args.group)
+        mix = loop_mix(sass(kernel))
+    except (ImportError, OSError, subprocess.CalledProcessError, RuntimeError) as e:
+        print(f"sass_mix: could not compile for sm_90 here: {e}", file=sys.stderr)
+        return 2
+    codes = args.block_n * args.block_w * (32 // args.bits) / (32 * args.warps)
+    total = sum(mix.values())
+    print(
+        f"{args.bits}-bit, {args.block_n}x{args.block_w} words, {args.warps} warps, group {args.group or 'row'}: "
+        f"loop {total} instructions for {codes:.0f} codes per thread = {total / codes:.2f} per code"
+    )
+    for op, n in mix.most_common(16):
+        print(f"  {n:5d}  {op}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

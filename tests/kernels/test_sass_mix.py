@@ -1,0 +1,43 @@
+"""benchmarks/sass_mix.py: finds the word GEMV's loop in SASS and counts its instructions."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import sass_mix
+
+SNIPPET = """
+        /*0100*/                   MOV R1, c[0x0][0x28] ;
+        /*0110*/                   LOP3.LUT R2, R3, 0xff, RZ, 0xc0, !PT ;
+        /*0120*/                   FFMA R4, R2, R5, R4 ;
+        /*0130*/                   FFMA R6, R2, R7, R6 ;
+        /*0140*/              @!P0 BRA 0x110 ;
+        /*0150*/                   FADD R8, R4, R6 ;
+        /*0160*/                   BRA 0x160;
+"""
+
+
+def test_loop_mix_counts_the_body_of_the_backward_branch():
+    mix = sass_mix.loop_mix(SNIPPET)
+    assert mix == {"LOP3.LUT": 1, "FFMA": 2, "BRA": 1}
+
+
+def test_the_word_gemv_compiles_for_sm90_and_its_loop_is_found():
+    """With Triton's bundled ptxas (any machine): the int8 loop holds one FFMA per code of a thread.
+
+    A subprocess, because the test session runs the kernels in the interpreter, which cannot compile."""
+    pytest.importorskip("triton")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "sass_mix.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--bits", "8"], capture_output=True, text=True, env=env, timeout=300
+    )
+    if run.returncode == 2:
+        pytest.skip(run.stderr.strip())
+    assert run.returncode == 0, run.stderr
+    counts = {line.split()[1]: int(line.split()[0]) for line in run.stdout.splitlines()[1:]}
+    assert counts["FFMA"] == 32 * 64 * 4 // 64  # codes per thread per step
+    assert "for 128 codes per thread" in run.stdout

@@ -126,6 +126,21 @@ def run_case(
         if arows:
             out["a8_ms"], out["a8_cfg"] = arows[0]["ms"], arows[0]["cfg"]
             out["a8_rel_err"] = rel(ga.gemv_a8(xs[0], pws[0], ga.A8Config(*arows[0]["cfg"])))
+    if m == 1 and "gemv-lean-ab" in families and gw.gemv_supported(first):
+        from trico.kernels.dispatch import word_gemv_choice
+
+        chosen = word_gemv_choice(first, 1)
+        if chosen is not None:  # the dispatched shape with the lean loop and the one before it
+            for lean in (True, False):
+                gw.LEAN_LOOP = lean
+                try:
+                    timed = sweep([chosen], gw.gemv_words, "gemv")
+                    tag = "lean" if lean else "old"
+                    if timed:
+                        out[f"gemv_{tag}_ms"] = timed[0]["ms"]
+                        out[f"gemv_{tag}_rel_err"] = rel(gw.gemv_words(xs[0], pws[0], chosen))
+                finally:
+                    gw.LEAN_LOOP = True
     if m == 1 and families & {"gemv", "gemv-chosen"} and gw.gemv_supported(first):
         from trico.kernels.dispatch import word_gemv_choice
 
@@ -139,7 +154,16 @@ def run_case(
         b = rows[0]["cfg"]
         out["tc_ms"], out["tc_cfg"] = rows[0]["ms"], b
         out["tc_rel_err"] = rel(tc.tc_qmm(xs[0], pws[0], tc.TcConfig(*b)))
-    for key in ("cublas_ms", "qmm_ms", "tc_ms", "tc_noasm_ms", "gemv_ms", "a8_ms"):
+    for key in (
+        "cublas_ms",
+        "qmm_ms",
+        "tc_ms",
+        "tc_noasm_ms",
+        "gemv_ms",
+        "a8_ms",
+        "gemv_lean_ms",
+        "gemv_old_ms",
+    ):
         if key in out and out[key] < math.inf:
             out[key.replace("_ms", "_GBps")] = wbytes / (out[key] * 1e-3) / 1e9
     return out
@@ -179,7 +203,8 @@ def main() -> int:
         default="qmm,tc,gemv,a8",
         help="kernel families to sweep: qmm, tc (or tc-compact: a smaller grid, plus the best shape "
         "without the PTX unpacking), gemv (or gemv-chosen: the dispatched shape only), "
-        "a8 (or a8-chosen: the dispatched shape with and without prefetch)",
+        "a8 (or a8-chosen: the dispatched shape with and without prefetch), gemv-lean-ab (the "
+        "dispatched word-GEMV shape with gemv.LEAN_LOOP on and off)",
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()
@@ -199,7 +224,8 @@ def main() -> int:
                     f"  tc {r.get('tc_GBps', 0):7.0f} GB/s {r.get('tc_cfg')} (no PTX {r.get('tc_noasm_GBps', 0):5.0f})"
                     f"  gemv {r.get('gemv_GBps', 0):7.0f} GB/s {r.get('gemv_cfg')}"
                     f"  a8 {r.get('a8_GBps', 0):7.0f} GB/s {r.get('a8_cfg')} err {r.get('a8_rel_err', 0):.1e}"
-                    f"  cublas {r.get('cublas_GBps', 0):7.0f}  err {r.get('tc_rel_err', 0):.1e}",
+                    f"  cublas {r.get('cublas_GBps', 0):7.0f}  err {r.get('tc_rel_err', 0):.1e}"
+                    f"  lean/old {r.get('gemv_lean_GBps', 0):5.0f}/{r.get('gemv_old_GBps', 0):5.0f}",
                     flush=True,
                 )
     print(f"copy bandwidth {results['copy_GBps']:.0f} GB/s")

@@ -10,7 +10,8 @@ dependents right after each kernel's wait (on), at each program's exit (late), a
 its predecessor, so compare the wall times, not the kernel sums. `--attention three,one` does the
 same for the three-kernel and the one-launch decode attention (trico.engine.fused.ONE_LAUNCH_ATTENTION),
 and `--prologues on,off,norm,silu` for RMSNorm and the SiLU gate inside the projections (both,
-neither, only one) vs as kernels of their own (trico/kernels/prologue.py).
+neither, only one) vs as kernels of their own (trico/kernels/prologue.py), and `--word-gemv lean,old`
+for the one-row word GEMV's loop (trico.kernels.gemv.LEAN_LOOP).
 
 Example (on the GPU machine):
     python benchmarks/profile_decode.py --model llama-2-7b --formats bf16,int8,int4-g128,tern2 \
@@ -43,7 +44,14 @@ from trico.engine.cuda_graphs import enable_fast_decode  # noqa: E402
 from trico.engine.generator import Generator  # noqa: E402
 from trico.engine.kv_cache import StaticKVCache  # noqa: E402
 from trico.engine.sampler import Sampler  # noqa: E402
-from trico.kernels import fused_prologues, int8_activations, pdl, programmatic_launch, prologue  # noqa: E402
+from trico.kernels import (  # noqa: E402
+    fused_prologues,
+    gemv,
+    int8_activations,
+    pdl,
+    programmatic_launch,
+    prologue,
+)
 
 PDL_MODES = {"on": (True, True), "late": (True, False), "off": (False, True)}
 """--pdl value -> (programmatic launch, early trigger)."""
@@ -75,23 +83,25 @@ def profile_format(
     pdl_mode: str,
     one_launch: bool,
     prologues: str = "on",
+    lean: bool = True,
 ) -> dict:
     """Kernels of `steps` graph-replayed decode steps of one weight format under one launch setting."""
     on, early = PDL_MODES[pdl_mode]
-    saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS
+    saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP
     pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION = early, one_launch
-    prologue.KINDS = PROLOGUE_MODES[prologues]
+    prologue.KINDS, gemv.LEAN_LOOP = PROLOGUE_MODES[prologues], lean
     try:
         with programmatic_launch(on), fused_prologues(prologues != "off"):  # the captured graph keeps them
             row = _profile(model, fmt, batch, prompt, steps, decode)
     finally:
-        pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS = saved
+        pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP = saved
     return {
         **row,
         "pdl": on,
         "pdl_mode": pdl_mode,
         "one_launch_attention": one_launch,
         "prologues": prologues,
+        "word_gemv": "lean" if lean else "old",
     }
 
 
@@ -182,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         default="on",
         help="comma-separated: on (norm and gate inside the projections), off (kernels of their own), norm, silu",
     )
+    p.add_argument(
+        "--word-gemv", default="lean", help="comma-separated: lean (gemv.LEAN_LOOP), old (the loop before it)"
+    )
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -193,18 +206,20 @@ def main(argv: list[str] | None = None) -> int:
     attentions = [v for v in args.attention.split(",") if v]
     prologues = [v for v in args.prologues.split(",") if v]
     bad = [v for v in modes if v not in PDL_MODES] + [v for v in attentions if v not in ("three", "one")]
-    bad += [v for v in prologues if v not in PROLOGUE_MODES]
+    loops = [v for v in args.word_gemv.split(",") if v]
+    bad += [v for v in prologues if v not in PROLOGUE_MODES] + [v for v in loops if v not in ("lean", "old")]
     if bad:
-        p.error(f"unknown --pdl/--attention/--prologues value(s): {', '.join(bad)}")
+        p.error(f"unknown --pdl/--attention/--prologues/--word-gemv value(s): {', '.join(bad)}")
     cases = [
-        (f, m, a, pro)
+        (f, m, a, pro, loop)
         for f in args.formats.split(",")
         if f
         for a in attentions
         for m in modes
         for pro in prologues
+        for loop in loops
     ]
-    for fmt, mode, attention, pro in cases:
+    for fmt, mode, attention, pro, loop in cases:
         r = profile_format(
             model,
             fmt,
@@ -215,10 +230,11 @@ def main(argv: list[str] | None = None) -> int:
             mode,
             attention == "one",
             pro,
+            loop == "lean",
         )
         rows.append(r)
         print(
-            f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention} prologues {pro}: "
+            f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention} prologues {pro} word-gemv {loop}: "
             f"wall {r['wall_us_per_step']:.0f} us/step, kernels "
             f"{r['kernel_us_per_step']:.0f} us in {r['kernels_per_step']:.0f} launches, idle {r['idle_us_per_step']:.0f} us"
         )

@@ -3,7 +3,7 @@
 Triton compiles `gemv._gemv_kernel` ahead of time for an H100/H200 target (its bundled ptxas and
 cuobjdump), the loop is found as the longest backward branch of the SASS, and the instructions in
 it are counted per weight code of one thread. This is how the word GEMV was found to spend ~4.4
-instructions per int8 code, with two BAR.SYNCs per x column (the column's layout conversion
+instructions per int8 code (3.79 after `gemv.LEAN_LOOP`), with two BAR.SYNCs per x column (the column's layout conversion
 through shared memory): `docs/gpu-engine.md`, session of b9c375a.
 Usage: python benchmarks/sass_mix.py [--bits 8] [--block-n 32] [--block-w 64] [--warps 2] [--group 128]
 """
@@ -36,7 +36,7 @@ _POINTERS = {
 }
 
 
-def compile_word_gemv(bits: int, block_n: int, block_w: int, warps: int, group: int):  # noqa: ANN201 - CompiledKernel
+def compile_word_gemv(bits: int, block_n: int, block_w: int, warps: int, group: int, lean: bool = True):  # noqa: ANN201 - CompiledKernel
     """The word GEMV for sm_90 with one row scale (int8, group 0) or `group`-code scale groups; ints taken as multiples of 16 like a launch."""
     import triton
     from triton.backends.compiler import GPUTarget
@@ -57,6 +57,7 @@ def compile_word_gemv(bits: int, block_n: int, block_w: int, warps: int, group: 
         "SPLIT_K": 1,
         "HAS_RES": False,
         "PDL": 0,
+        "LEAN": lean,
     }
     kern = gemv._gemv_kernel
     if not hasattr(kern, "cache_key"):
@@ -120,18 +121,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block-w", type=int, default=64)
     p.add_argument("--warps", type=int, default=2)
     p.add_argument("--group", type=int, default=0, help="codes per scale group (0: one scale per row)")
+    p.add_argument(
+        "--old-loop", action="store_true", help="the loop before LEAN_LOOP (gemv.LEAN_LOOP = False)"
+    )
     args = p.parse_args(argv)
     try:
-        kernel = compile_word_gemv(args.bits, args.block_n, args.block_w, args.warps, args.group)
+        kernel = compile_word_gemv(
+            args.bits, args.block_n, args.block_w, args.warps, args.group, not args.old_loop
+        )
         mix = loop_mix(sass(kernel))
     except (ImportError, OSError, subprocess.CalledProcessError, RuntimeError) as e:
         print(f"sass_mix: could not compile for sm_90 here: {e}", file=sys.stderr)
         return 2
-    codes = args.block_n * args.block_w * (32 // args.bits) / (32 * args.warps)
+    per_tile = args.block_n * args.block_w * (32 // args.bits) / (32 * args.warps)
+    tiles = max(
+        1, round(mix["FFMA"] / per_tile)
+    )  # one FFMA per code: how many tiles one pass of the loop takes
+    codes = per_tile * tiles
     total = sum(mix.values())
     print(
         f"{args.bits}-bit, {args.block_n}x{args.block_w} words, {args.warps} warps, group {args.group or 'row'}: "
-        f"loop {total} instructions for {codes:.0f} codes per thread = {total / codes:.2f} per code"
+        f"loop {total} instructions for {codes:.0f} codes per thread ({tiles} tiles) = {total / codes:.2f} per code"
     )
     for op, n in mix.most_common(16):
         print(f"  {n:5d}  {op}")

@@ -40,6 +40,11 @@ GEMV_BITS = {"int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
 
 
+LEAN_LOOP = True
+"""Two tiles per loop pass, products added straight into the accumulator for one-scale-per-row weights
+and the int8 sign flip folded into the mask (False: the previous loop, for same-run A/B timing)."""
+
+
 def gemv_supported(pw: PackedWeight) -> bool:
     """Whether the word-packed GEMV reads this weight (K whole words; groups whole words)."""
     if pw.fmt not in GEMV_BITS:
@@ -100,14 +105,22 @@ if triton is not None:
         WORDS_PER_GROUP: tl.constexpr,
         BLOCK_N: tl.constexpr,
         BLOCK_W: tl.constexpr,
+        LEAN: tl.constexpr = True,
     ):
         """Multiply one [BN, BW] tile of words with its x values xt [BW, CPW]; returns the updated (acc, xtot)."""
         CPW: tl.constexpr = 32 // BITS
         MASK: tl.constexpr = ((1 << BITS) - 1) << (23 - BITS)
         SCALE: tl.constexpr = float(1 << BITS)
-        if SIGNED8:
+        # Two's complement bytes become c + 128 by flipping their top bit, which after the shift sits
+        # at bit 22: ((t & MASK) | ONE) ^ SIGN == (t & MASK) ^ (ONE | SIGN), one LOP3 per weight.
+        FLIP: tl.constexpr = 0x3F800000 | (1 << 22) if SIGNED8 and LEAN else 0x3F800000
+        if SIGNED8 and not LEAN:
             u = u ^ -2139062144  # 0x80808080: two's complement bytes -> c + 128
-        part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
+        # One scale per row: the products go straight into acc; grouped weights scale each step's sum.
+        if PER_ROW and LEAN:
+            part = acc
+        else:
+            part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
         xt = xt.to(tl.float32)
         xw = tl.sum(xt, axis=1)
         for p in tl.static_range(CPW):
@@ -117,10 +130,10 @@ if triton is not None:
                 t = u << sh
             else:
                 t = u >> (-sh)  # arithmetic shift: the sign bits land above the mask
-            f = ((t & MASK) | 0x3F800000).to(tl.float32, bitcast=True)
+            f = ((t & MASK) ^ FLIP).to(tl.float32, bitcast=True)
             part += f * xp[None, :]
         if PER_ROW:
-            acc += part
+            acc = part if LEAN else acc + part
             xtot += xw
         else:
             sidx = offs_n[:, None] * stride_sn + (ww // WORDS_PER_GROUP)[None, :]
@@ -161,6 +174,7 @@ if triton is not None:
         SPLIT_K: tl.constexpr,
         HAS_RES: tl.constexpr,
         PDL: tl.constexpr,
+        LEAN: tl.constexpr,
     ):
         # Full tiles load without a mask along K (a mask there would stop 16-byte vector loads); the
         # last partial tile of a split, if any, runs once more with one.
@@ -196,37 +210,70 @@ if triton is not None:
             rstd = row_rstd(x_ptr, KW * CPW, eps, NORM_K)
         else:
             rstd = 0.0
-        for w0 in range(w_lo, w_full, BLOCK_W):
-            ww = w0 + tl.arange(0, BLOCK_W)
-            u = u_next
-            more = zero + (w0 + BLOCK_W) < w_full  # uniform across the tile: loads stay 16-byte vectors
-            u_next = tl.load(rows + (ww + BLOCK_W)[None, :], mask=mask_n[:, None] & more, other=0)
-            xa, xb = xa_next, xb_next
-            offs_x += BLOCK_W * CPW
-            xa_next, xb_next = load_raw(
-                x_ptr + offs_x, x_full & (w0 + BLOCK_W < w_full), nw_ptr + offs_x, half, PROLOGUE
-            )
-            acc, xtot = _word_step(
-                u,
-                finish_input(xa, xb, rstd, PROLOGUE),
-                ww,
-                every,
-                acc,
-                xtot,
-                s_ptr,
-                m_ptr,
-                offs_n,
-                mask_n,
-                stride_sn,
-                BITS,
-                OFFSET,
-                SIGNED8,
-                HAS_MIN,
-                PER_ROW,
-                WORDS_PER_GROUP,
-                BLOCK_N,
-                BLOCK_W,
-            )
+        if LEAN:
+            # Two tiles per iteration, each loaded into registers of its own: with one prefetched tile
+            # rotating through the loop (u = u_next) ptxas copied every word once per step.
+            pairs_end = w_lo + tl.maximum(w_full - w_lo, 0) // (2 * BLOCK_W) * (2 * BLOCK_W)
+            for w0 in range(w_lo, pairs_end, 2 * BLOCK_W):
+                ww = w0 + tl.arange(0, BLOCK_W)
+                u1 = tl.load(rows + (ww + BLOCK_W)[None, :], mask=mask_n[:, None] & (zero == 0), other=0)
+                xa1, xb1 = load_raw(
+                    x_ptr + offs_x + BLOCK_W * CPW, x_full, nw_ptr + offs_x + BLOCK_W * CPW, half, PROLOGUE
+                )
+                acc, xtot = _word_step(
+                    u_next, finish_input(xa_next, xb_next, rstd, PROLOGUE), ww, every, acc, xtot, s_ptr, m_ptr,
+                    offs_n, mask_n, stride_sn, BITS, OFFSET, SIGNED8, HAS_MIN, PER_ROW, WORDS_PER_GROUP, BLOCK_N, BLOCK_W,
+                )  # fmt: skip
+                # uniform across the tile: loads stay 16-byte vectors
+                more = zero + (w0 + 2 * BLOCK_W) < w_full
+                u_next = tl.load(rows + (ww + 2 * BLOCK_W)[None, :], mask=mask_n[:, None] & more, other=0)
+                offs_x += 2 * BLOCK_W * CPW
+                xa_next, xb_next = load_raw(
+                    x_ptr + offs_x, x_full & (w0 + 2 * BLOCK_W < w_full), nw_ptr + offs_x, half, PROLOGUE
+                )
+                acc, xtot = _word_step(
+                    u1, finish_input(xa1, xb1, rstd, PROLOGUE), ww + BLOCK_W, every, acc, xtot, s_ptr, m_ptr,
+                    offs_n, mask_n, stride_sn, BITS, OFFSET, SIGNED8, HAS_MIN, PER_ROW, WORDS_PER_GROUP, BLOCK_N, BLOCK_W,
+                )  # fmt: skip
+            if pairs_end < w_full:  # an odd number of full tiles: the last one is already loaded
+                acc, xtot = _word_step(
+                    u_next, finish_input(xa_next, xb_next, rstd, PROLOGUE), pairs_end + tl.arange(0, BLOCK_W), every,
+                    acc, xtot, s_ptr, m_ptr, offs_n, mask_n, stride_sn, BITS, OFFSET, SIGNED8, HAS_MIN, PER_ROW,
+                    WORDS_PER_GROUP, BLOCK_N, BLOCK_W,
+                )  # fmt: skip
+        else:
+            for w0 in range(w_lo, w_full, BLOCK_W):
+                ww = w0 + tl.arange(0, BLOCK_W)
+                u = u_next
+                more = zero + (w0 + BLOCK_W) < w_full  # uniform across the tile: loads stay 16-byte vectors
+                u_next = tl.load(rows + (ww + BLOCK_W)[None, :], mask=mask_n[:, None] & more, other=0)
+                xa, xb = xa_next, xb_next
+                offs_x += BLOCK_W * CPW
+                xa_next, xb_next = load_raw(
+                    x_ptr + offs_x, x_full & (w0 + BLOCK_W < w_full), nw_ptr + offs_x, half, PROLOGUE
+                )
+                acc, xtot = _word_step(
+                    u,
+                    finish_input(xa, xb, rstd, PROLOGUE),
+                    ww,
+                    every,
+                    acc,
+                    xtot,
+                    s_ptr,
+                    m_ptr,
+                    offs_n,
+                    mask_n,
+                    stride_sn,
+                    BITS,
+                    OFFSET,
+                    SIGNED8,
+                    HAS_MIN,
+                    PER_ROW,
+                    WORDS_PER_GROUP,
+                    BLOCK_N,
+                    BLOCK_W,
+                    False,
+                )
         if w_full < w_hi:
             ww = w_full + tl.arange(0, BLOCK_W)
             mask_w = ww < w_hi
@@ -253,6 +300,7 @@ if triton is not None:
                 WORDS_PER_GROUP,
                 BLOCK_N,
                 BLOCK_W,
+                LEAN,
             )
         if PER_ROW:
             xs = tl.sum(xtot, axis=0)
@@ -334,6 +382,7 @@ def gemv_words(
         BLOCK_W=config.block_w,
         SPLIT_K=split,
         HAS_RES=residual is not None,
+        LEAN=LEAN_LOOP,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch_kwargs(x),

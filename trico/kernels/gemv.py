@@ -40,11 +40,6 @@ GEMV_BITS = {"int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
 
 
-LEAN_LOOP = True
-"""Two tiles per loop pass, products added straight into the accumulator for one-scale-per-row weights
-and the int8 sign flip folded into the mask (False: the previous loop, for same-run A/B timing)."""
-
-
 def gemv_supported(pw: PackedWeight) -> bool:
     """Whether the word-packed GEMV reads this weight (K whole words; groups whole words)."""
     if pw.fmt not in GEMV_BITS:
@@ -64,6 +59,23 @@ class GemvWordConfig:
     split_k: int = 1
     """Programs along K, summed with fp32 atomics (fills the GPU when N is small)."""
     num_stages: int = 2
+
+
+LEAN_LOOP = True
+"""Allow the lean loop (`lean_loop`; False: the previous loop everywhere, for same-run A/B timing)."""
+
+
+def lean_loop(bits: int, config: GemvWordConfig) -> bool:
+    """Whether a launch runs the lean loop: two tiles per pass (no copy of the prefetched words), products
+    straight into the accumulator for one-scale-per-row weights, the int8 sign flip inside the mask.
+
+    It takes 4.35 -> 3.79 instructions per int8 code in the sm_90 SASS (benchmarks/sass_mix.py), but on
+    the H200 (benchmarks/results/gemv-lean-ab-h200.json, dispatched shapes, GB/s lean / old) it won
+    only on the unsplit int8 layers: 12288x4096 2663 / 2396, 22016x4096 3017 / 2786; it lost on the
+    split ones (4096x4096 1773 / 1996, 4096x11008 2342 / 2593), on every tern2 layer (12288x4096
+    783 / 1045) and was even on int4-g128 (981 / 1010, 1332 / 1323).
+    """
+    return LEAN_LOOP and bits == 8 and config.split_k == 1
 
 
 if triton is not None:
@@ -382,7 +394,7 @@ def gemv_words(
         BLOCK_W=config.block_w,
         SPLIT_K=split,
         HAS_RES=residual is not None,
-        LEAN=LEAN_LOOP,
+        LEAN=lean_loop(bits, config),
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch_kwargs(x),

@@ -5,6 +5,8 @@ QLinear reference on random x (plain, with the RMSNorm prologue, with the SiLU-g
 (2) the relative gap of every decoder layer's output between the two paths for one decode step
 after the prompt, with the logit gap. A small (1) with a (2) that grows layer by layer means the
 quantized model amplifies the paths' different bf16 roundings; a large (1) would be a kernel bug.
+`smollm2_layer_diff.py` looks at the same question per projection on captured real inputs (bf16 ulps);
+this script follows the drift through the whole stack and covers the prologue paths.
 Usage (CUDA): python benchmarks/smollm2_layer_gaps.py --gguf PATH [--schemes int2-rtn-g64,int4-rtn-g64,ternary-pc]
 """
 

@@ -265,27 +265,10 @@ if triton is not None:
                     x_ptr + offs_x, x_full & (w0 + BLOCK_W < w_full), nw_ptr + offs_x, half, PROLOGUE
                 )
                 acc, xtot = _word_step(
-                    u,
-                    finish_input(xa, xb, rstd, PROLOGUE),
-                    ww,
-                    every,
-                    acc,
-                    xtot,
-                    s_ptr,
-                    m_ptr,
-                    offs_n,
-                    mask_n,
-                    stride_sn,
-                    BITS,
-                    OFFSET,
-                    SIGNED8,
-                    HAS_MIN,
-                    PER_ROW,
-                    WORDS_PER_GROUP,
-                    BLOCK_N,
-                    BLOCK_W,
-                    False,
-                )
+                    u, finish_input(xa, xb, rstd, PROLOGUE), ww, every, acc, xtot, s_ptr, m_ptr, offs_n,
+                    mask_n, stride_sn, BITS, OFFSET, SIGNED8, HAS_MIN, PER_ROW, WORDS_PER_GROUP, BLOCK_N,
+                    BLOCK_W, False,
+                )  # fmt: skip
         if w_full < w_hi:
             ww = w_full + tl.arange(0, BLOCK_W)
             mask_w = ww < w_hi
@@ -293,27 +276,9 @@ if triton is not None:
             offs_x = ww[:, None] * CPW + tl.arange(0, CPW)[None, :]
             xa, xb = load_raw(x_ptr + offs_x, mask_w[:, None], nw_ptr + offs_x, half, PROLOGUE)
             acc, xtot = _word_step(
-                u,
-                finish_input(xa, xb, rstd, PROLOGUE),
-                ww,
-                mask_w,
-                acc,
-                xtot,
-                s_ptr,
-                m_ptr,
-                offs_n,
-                mask_n,
-                stride_sn,
-                BITS,
-                OFFSET,
-                SIGNED8,
-                HAS_MIN,
-                PER_ROW,
-                WORDS_PER_GROUP,
-                BLOCK_N,
-                BLOCK_W,
-                LEAN,
-            )
+                u, finish_input(xa, xb, rstd, PROLOGUE), ww, mask_w, acc, xtot, s_ptr, m_ptr, offs_n, mask_n,
+                stride_sn, BITS, OFFSET, SIGNED8, HAS_MIN, PER_ROW, WORDS_PER_GROUP, BLOCK_N, BLOCK_W, LEAN,
+            )  # fmt: skip
         if PER_ROW:
             xs = tl.sum(xtot, axis=0)
             y = (tl.sum(acc, axis=1) - xs) * SCALE - OFFSET * xs

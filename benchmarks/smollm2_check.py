@@ -34,14 +34,19 @@ SCHEMES = (
 )
 
 
-def greedy(model, config, prompt_ids: list[int], n: int, fast: bool, kv8: bool, device: str) -> list[int]:  # noqa: ANN001
-    """n greedy tokens after the prompt, on the Triton path (fast) or the torch reference path."""
+def new_cache(config, length: int, kv8: bool, device: str):  # noqa: ANN001, ANN201 - a static KV cache
+    """A one-sequence bf16 static cache of `length` positions (int8 with kv8)."""
     cache_cls = StaticKVCache
     if kv8:
         from trico.engine.kv_cache_int8 import Int8KVCache
 
         cache_cls = Int8KVCache
-    cache = cache_cls(config, 1, len(prompt_ids) + n + 4, dtype=torch.bfloat16, device=device)
+    return cache_cls(config, 1, length, dtype=torch.bfloat16, device=device)
+
+
+def greedy(model, config, prompt_ids: list[int], n: int, fast: bool, kv8: bool, device: str) -> list[int]:  # noqa: ANN001
+    """n greedy tokens after the prompt, on the Triton path (fast) or the torch reference path."""
+    cache = new_cache(config, len(prompt_ids) + n + 4, kv8, device)
     gen = Generator(model, cache, Sampler(device=device))
     if fast:
         enable_fast_decode(gen, "graph")
@@ -50,12 +55,7 @@ def greedy(model, config, prompt_ids: list[int], n: int, fast: bool, kv8: bool, 
 
 def forced(model, config, prompt_ids: list[int], ref: list[int], kv8: bool, device: str) -> list[int]:  # noqa: ANN001
     """Fast-path argmax at every step when fed the reference continuation (teacher forcing)."""
-    cache_cls = StaticKVCache
-    if kv8:
-        from trico.engine.kv_cache_int8 import Int8KVCache
-
-        cache_cls = Int8KVCache
-    cache = cache_cls(config, 1, len(prompt_ids) + len(ref) + 4, dtype=torch.bfloat16, device=device)
+    cache = new_cache(config, len(prompt_ids) + len(ref) + 4, kv8, device)
     gen = Generator(model, cache, Sampler(device=device))
     enable_fast_decode(gen, "graph")
     preds = [int(gen.prefill(torch.tensor([prompt_ids]))[0])]
@@ -66,25 +66,18 @@ def forced(model, config, prompt_ids: list[int], ref: list[int], kv8: bool, devi
 
 
 @torch.no_grad()
-def forced_logits(
-    model, config, prompt_ids: list[int], ref: list[int], kv8: bool, device: str
-) -> torch.Tensor:  # noqa: ANN001
-    """fp32 logits [len(ref), vocab] of each step fed the reference continuation, eager, on the current path."""
-    cache_cls = StaticKVCache
-    if kv8:
-        from trico.engine.kv_cache_int8 import Int8KVCache
-
-        cache_cls = Int8KVCache
-    cache = cache_cls(config, 1, len(prompt_ids) + len(ref) + 4, dtype=torch.bfloat16, device=device)
+def teacher_forced_logits(model, cache, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:  # noqa: ANN001
+    """fp32 logits [1 + len(continuation), vocab]: the prompt's, then one per fed token, eager, on the current path."""
+    device = cache.k.device
     out = [
         model.prefill(
             torch.tensor([prompt_ids], device=device), torch.arange(len(prompt_ids), device=device), cache
         )
     ]
-    for i, tok in enumerate(ref[:-1]):
+    for i, tok in enumerate(continuation):
         pos = torch.tensor([len(prompt_ids) + i], device=device)
         out.append(model.decode(torch.tensor([[tok]], device=device), pos, cache))
-    return torch.cat(out).float()
+    return torch.cat([o.float().reshape(1, -1) for o in out])
 
 
 def tie_report(ref_logits: torch.Tensor, fast_logits: torch.Tensor) -> dict:
@@ -130,9 +123,13 @@ def main() -> int:
         first = next((i for i, (a, b) in enumerate(zip(ref, fast)) if a != b), None)
         tf = forced(model, ckpt.config, ids, ref, kv8, args.device)
         agree = sum(a == b for a, b in zip(tf, ref)) / len(ref)
-        fast_logits = forced_logits(model, ckpt.config, ids, ref, kv8, args.device)
+        length = len(ids) + len(ref) + 4
+        fast_logits = teacher_forced_logits(
+            model, new_cache(ckpt.config, length, kv8, args.device), ids, ref[:-1]
+        )
         with torch_reference():
-            ties = tie_report(forced_logits(model, ckpt.config, ids, ref, kv8, args.device), fast_logits)
+            ref_cache = new_cache(ckpt.config, length, kv8, args.device)
+            ties = tie_report(teacher_forced_logits(model, ref_cache, ids, ref[:-1]), fast_logits)
         ok &= same
         text = ckpt.tokenizer.decode(fast) if ckpt.tokenizer is not None else ""
         results.append(

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from benchmarks.smollm2_check import teacher_forced_logits  # noqa: E402
 from trico.engine.fused import fuse_model_  # noqa: E402
 from trico.engine.kv_cache import StaticKVCache  # noqa: E402
 from trico.io.loader import read_checkpoint  # noqa: E402
@@ -83,14 +84,9 @@ def logit_gaps(model: torch.nn.Module, ids: list[int], config, continuation: lis
     """Logits [steps, vocab] of the reference path and of the fused path along prompt + continuation."""
 
     def run() -> torch.Tensor:
-        cache = StaticKVCache(config, 1, 128, dtype=torch.bfloat16, device="cuda")
-        out = [
-            model.prefill(torch.tensor([ids], device="cuda"), torch.arange(len(ids), device="cuda"), cache)
-        ]
-        for i, tok in enumerate(continuation):
-            pos = torch.tensor([len(ids) + i], device="cuda")
-            out.append(model.decode(torch.tensor([[tok]], device="cuda"), pos, cache))
-        return torch.stack([o.float().reshape(-1) for o in out])
+        return teacher_forced_logits(
+            model, StaticKVCache(config, 1, 128, dtype=torch.bfloat16, device="cuda"), ids, continuation
+        )
 
     with torch.no_grad():
         with torch_reference():

@@ -23,6 +23,7 @@ import torch  # noqa: E402
 from benchmarks.kernels import make_weight, nbytes  # noqa: E402
 from trico.kernels import gemv as gw  # noqa: E402
 from trico.kernels import gemv_a8 as ga  # noqa: E402
+from trico.kernels import gemv_half2 as gh  # noqa: E402
 from trico.kernels import qgemm_tc as tc  # noqa: E402
 from trico.kernels import qlinear as qk  # noqa: E402
 
@@ -150,6 +151,22 @@ def run_case(
         if grows:
             out["gemv_ms"], out["gemv_cfg"] = grows[0]["ms"], grows[0]["cfg"]
             out["gemv_rel_err"] = rel(gw.gemv_words(xs[0], pws[0], gw.GemvWordConfig(*grows[0]["cfg"])))
+    if m == 1 and "half2" in families and gh.half2_supported(first):
+        hrows = sweep(gh.half2_candidates(first), gh.gemv_half2, "half2")
+        out["half2_all"] = hrows[:8]
+        if hrows:
+            out["half2_ms"], out["half2_cfg"] = hrows[0]["ms"], hrows[0]["cfg"]
+            out["half2_rel_err"] = rel(gh.gemv_half2(xs[0], pws[0], gh.Half2Config(*hrows[0]["cfg"])))
+    if "dispatched" in families and fmt != "bf16":
+        from trico.kernels import dispatch
+
+        tc_cfg = dispatch.tensor_core_choice(first, m)
+        word_cfg = dispatch.word_gemv_choice(first, m) if tc_cfg is None else None
+        if tc_cfg is not None or word_cfg is not None:
+            kernel, cfg = (tc.tc_qmm, tc_cfg) if tc_cfg is not None else (gw.gemv_words, word_cfg)
+            out["dispatched_kernel"] = kernel.__name__
+            out["dispatched_ms"] = per_call_ms(lambda x, pw: kernel(x, pw, cfg))
+            out["dispatched_rel_err"] = rel(kernel(xs[0], pws[0], cfg))
     if rows:
         b = rows[0]["cfg"]
         out["tc_ms"], out["tc_cfg"] = rows[0]["ms"], b
@@ -163,6 +180,8 @@ def run_case(
         "a8_ms",
         "gemv_lean_ms",
         "gemv_old_ms",
+        "half2_ms",
+        "dispatched_ms",
     ):
         if key in out and out[key] < math.inf:
             out[key.replace("_ms", "_GBps")] = wbytes / (out[key] * 1e-3) / 1e9
@@ -204,7 +223,8 @@ def main() -> int:
         help="kernel families to sweep: qmm, tc (or tc-compact: a smaller grid, plus the best shape "
         "without the PTX unpacking), gemv (or gemv-chosen: the dispatched shape only), "
         "a8 (or a8-chosen: the dispatched shape with and without prefetch), gemv-lean-ab (the "
-        "dispatched word-GEMV shape with gemv.LEAN_LOOP on and off)",
+        "dispatched word-GEMV shape with gemv.LEAN_LOOP on and off), half2 (the f16x2 GEMV's "
+        "candidates), dispatched (the kernel and shape the engine runs)",
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()
@@ -225,7 +245,9 @@ def main() -> int:
                     f"  gemv {r.get('gemv_GBps', 0):7.0f} GB/s {r.get('gemv_cfg')}"
                     f"  a8 {r.get('a8_GBps', 0):7.0f} GB/s {r.get('a8_cfg')} err {r.get('a8_rel_err', 0):.1e}"
                     f"  cublas {r.get('cublas_GBps', 0):7.0f}  err {r.get('tc_rel_err', 0):.1e}"
-                    f"  lean/old {r.get('gemv_lean_GBps', 0):5.0f}/{r.get('gemv_old_GBps', 0):5.0f}",
+                    f"  lean/old {r.get('gemv_lean_GBps', 0):5.0f}/{r.get('gemv_old_GBps', 0):5.0f}"
+                    f"  half2 {r.get('half2_GBps', 0):5.0f} {r.get('half2_cfg')} err {r.get('half2_rel_err', 0):.1e}"
+                    f"  dispatched {r.get('dispatched_GBps', 0):5.0f} ({r.get('dispatched_kernel')})",
                     flush=True,
                 )
     print(f"copy bandwidth {results['copy_GBps']:.0f} GB/s")

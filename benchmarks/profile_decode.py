@@ -11,7 +11,8 @@ its predecessor, so compare the wall times, not the kernel sums. `--attention th
 same for the three-kernel and the one-launch decode attention (trico.engine.fused.ONE_LAUNCH_ATTENTION),
 and `--prologues on,off,norm,silu` for RMSNorm and the SiLU gate inside the projections (both,
 neither, only one) vs as kernels of their own (trico/kernels/prologue.py), and `--word-gemv lean,old`
-for the one-row word GEMV's loop (trico.kernels.gemv.LEAN_LOOP).
+for the one-row word GEMV's loop (trico.kernels.gemv.LEAN_LOOP), `--half2 on,off` for the f16x2 GEMV
+of one-row 4- and 2-bit layers (trico.kernels.dispatch.HALF2_GEMV).
 
 Example (on the GPU machine):
     python benchmarks/profile_decode.py --model llama-2-7b --formats bf16,int8,int4-g128,tern2 \
@@ -45,6 +46,7 @@ from trico.engine.generator import Generator  # noqa: E402
 from trico.engine.kv_cache import StaticKVCache  # noqa: E402
 from trico.engine.sampler import Sampler  # noqa: E402
 from trico.kernels import (  # noqa: E402
+    dispatch,
     fused_prologues,
     gemv,
     int8_activations,
@@ -84,17 +86,20 @@ def profile_format(
     one_launch: bool,
     prologues: str = "on",
     lean: bool = True,
+    half2: bool = True,
 ) -> dict:
     """Kernels of `steps` graph-replayed decode steps of one weight format under one launch setting."""
     on, early = PDL_MODES[pdl_mode]
-    saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP
+    saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV
     pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION = early, one_launch
-    prologue.KINDS, gemv.LEAN_LOOP = PROLOGUE_MODES[prologues], lean
+    prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV = PROLOGUE_MODES[prologues], lean, half2
     try:
         with programmatic_launch(on), fused_prologues(prologues != "off"):  # the captured graph keeps them
             row = _profile(model, fmt, batch, prompt, steps, decode)
     finally:
-        pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP = saved
+        pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV = (
+            saved
+        )
     return {
         **row,
         "pdl": on,
@@ -102,6 +107,7 @@ def profile_format(
         "one_launch_attention": one_launch,
         "prologues": prologues,
         "word_gemv": "lean" if lean else "old",
+        "half2": half2,
     }
 
 
@@ -195,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--word-gemv", default="lean", help="comma-separated: lean (gemv.LEAN_LOOP), old (the loop before it)"
     )
+    p.add_argument("--half2", default="on", help="comma-separated: on (dispatch.HALF2_GEMV), off")
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -207,19 +214,22 @@ def main(argv: list[str] | None = None) -> int:
     prologues = [v for v in args.prologues.split(",") if v]
     bad = [v for v in modes if v not in PDL_MODES] + [v for v in attentions if v not in ("three", "one")]
     loops = [v for v in args.word_gemv.split(",") if v]
+    half2s = [v for v in args.half2.split(",") if v]
     bad += [v for v in prologues if v not in PROLOGUE_MODES] + [v for v in loops if v not in ("lean", "old")]
+    bad += [v for v in half2s if v not in ("on", "off")]
     if bad:
-        p.error(f"unknown --pdl/--attention/--prologues/--word-gemv value(s): {', '.join(bad)}")
+        p.error(f"unknown --pdl/--attention/--prologues/--word-gemv/--half2 value(s): {', '.join(bad)}")
     cases = [
-        (f, m, a, pro, loop)
+        (f, m, a, pro, loop, h2)
         for f in args.formats.split(",")
         if f
         for a in attentions
         for m in modes
         for pro in prologues
         for loop in loops
+        for h2 in half2s
     ]
-    for fmt, mode, attention, pro, loop in cases:
+    for fmt, mode, attention, pro, loop, h2 in cases:
         r = profile_format(
             model,
             fmt,
@@ -231,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
             attention == "one",
             pro,
             loop == "lean",
+            h2 == "on",
         )
         rows.append(r)
         print(
-            f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention} prologues {pro} word-gemv {loop}: "
+            f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention} prologues {pro} word-gemv {loop} half2 {h2}: "
             f"wall {r['wall_us_per_step']:.0f} us/step, kernels "
             f"{r['kernel_us_per_step']:.0f} us in {r['kernels_per_step']:.0f} launches, idle {r['idle_us_per_step']:.0f} us"
         )

@@ -128,22 +128,24 @@ def test_graph_replay_matches_eager_step_on_gpu():
 
 
 @pytest.mark.parametrize(
-    "scheme,a8,one_launch,batch",
+    "scheme,a8,one_launch,batch,half2",
     [
-        (None, False, False, 2),
-        ("int4-rtn-g32", False, False, 2),
-        ("int8", False, False, 2),
-        ("int8", False, False, 1),
-        ("ternary-pc", False, False, 1),
-        ("int4-rtn-g32", True, False, 1),
-        ("int8", True, False, 1),
-        (None, False, True, 2),
-        ("int8", True, True, 1),
+        (None, False, False, 2, True),
+        ("int4-rtn-g32", False, False, 2, True),
+        ("int8", False, False, 2, True),
+        ("int8", False, False, 1, True),
+        ("ternary-pc", False, False, 1, True),
+        ("ternary-pc", False, False, 1, False),
+        ("int4-rtn-g32", False, False, 1, True),
+        ("int4-rtn-g32", True, False, 1, True),
+        ("int8", True, False, 1, True),
+        (None, False, True, 2, True),
+        ("int8", True, True, 1, True),
     ],
 )
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="runs Triton kernels on CPU tensors")
 @torch.no_grad()
-def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_launch, batch, monkeypatch):
+def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_launch, batch, half2, monkeypatch):
     """The CUDA decode path (rope + cache store in one kernel, flash-decoding, RMSNorm and the SiLU gate
     inside the projections, residual adds inside the o and down projections; with a8, int8-activation
     GEMVs fed by their producers) run by the Triton interpreter on CPU gives the reference step's logits
@@ -154,12 +156,14 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_
     from trico.quant.api import quantize
 
     monkeypatch.setattr(fused, "ONE_LAUNCH_ATTENTION", one_launch)
+    from trico.kernels import dispatch
+
+    monkeypatch.setattr(dispatch, "HALF2_GEMV", half2)
 
     cfg = tiny_config(dim=128, n_heads=4, n_kv_heads=2)  # head_dim 32: the one-kernel decode path
     model = build_model(cfg, dtype=torch.bfloat16)
     if scheme:
         quantize(model, scheme, progress=False)
-    from trico.kernels import dispatch
 
     calls = []
     # Every int8-activation GEMV must get its x already quantized by the kernel that produced it.
@@ -181,11 +185,12 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_
         got = model.decode(token, pos, caches[1])
     assert float((got.float() - want.float()).norm() / want.float().norm()) < (4e-2 if a8 else 2e-2)
     assert calls == ([True] * 4 * cfg.n_layers if a8 else [])
-    # One row of 2-bit weights: RMSNorm and the SiLU gate run inside the projections; one row of int8,
-    # the gate only (dispatch.PROLOGUE_BITS). With int8 activations their kernels quantize x for the
-    # GEMVs, and above one row or with 16-bit weights they run on their own: two norms, one gate.
-    # The final norm (FusedNorm) is one more RMSNorm launch.
-    inside = {"ternary-pc": 3, "int8": 1} if batch == 1 and not a8 else {}
+    # One row of 2-bit weights in the word GEMV (the f16x2 GEMV off): RMSNorm and the SiLU gate run
+    # inside the projections; one row of int8, the gate only (dispatch.PROLOGUE_BITS). The f16x2 GEMV
+    # takes no prologue. With int8 activations their kernels quantize x for the GEMVs, and above one
+    # row or with 16-bit weights they run on their own: two norms, one gate. The final norm
+    # (FusedNorm) is one more RMSNorm launch.
+    inside = {"ternary-pc": 0 if half2 else 3, "int8": 1} if batch == 1 and not a8 else {}
     assert len(separate) == (3 - inside.get(scheme, 0)) * cfg.n_layers + 1
     # Position 5 is new (one fused QKV matmul vs three: bf16 rounding may differ); the rest untouched.
     for new, old in ((caches[1].k, caches[0].k), (caches[1].v, caches[0].v)):

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tests.kernels.ptx_emulator import run_ptx
 from tests.kernels.test_qlinear import DEV, _dev, _rel, random_packed
 from trico.kernels.qgemm_tc import TcConfig, tc_qmm, tc_supported
 from trico.kernels.qlinear import dequantize_reference, pack_for_kernel, qlinear_reference
@@ -154,51 +155,6 @@ def test_tc_refuses_formats_it_does_not_read():
     assert not tc_supported(pack_for_kernel(q, s, m, "uint4", 32, 96))  # K not a multiple of 64
 
 
-def _run_ptx(asm: str, inputs: list[int], n_out: int) -> list[int]:
-    """Execute the straight-line PTX of `unpack_asm` on 32-bit integers (the opcodes it uses, nothing more)."""
-    regs: dict[str, int] = {f"${n_out + i}": v for i, v in enumerate(inputs)}
-
-    def val(tok: str) -> int:
-        return int(tok, 16) if tok.startswith("0x") else int(tok) if tok.isdigit() else regs[tok]
-
-    def halves(v: int, dt: torch.dtype) -> torch.Tensor:
-        return torch.tensor([v & 0xFFFF, v >> 16], dtype=torch.int32).to(torch.int16).view(dt).double()
-
-    for stmt in asm.replace("{", "").replace("}", "").replace("\n", " ").split(";"):
-        stmt = stmt.strip()
-        if not stmt or stmt.startswith(".reg"):
-            continue
-        op, args = stmt.split(None, 1)
-        d, *src = [a.strip() for a in args.split(",")]
-        a = [val(t) for t in src]
-        if op == "mov.b32":
-            r = a[0]
-        elif op == "xor.b32":
-            r = a[0] ^ a[1]
-        elif op == "and.b32":
-            r = a[0] & a[1]
-        elif op == "or.b32":
-            r = a[0] | a[1]
-        elif op == "shr.u32":
-            r = a[0] >> a[1]
-        elif op == "prmt.b32":
-            pool = a[0] | (a[1] << 32)
-            r = sum(((pool >> (8 * ((a[2] >> (4 * i)) & 7))) & 0xFF) << (8 * i) for i in range(4))
-        elif op in ("fma.rn.f16x2", "fma.rn.bf16x2"):
-            dt = torch.float16 if op.endswith("f16x2") and "bf16" not in op else torch.bfloat16
-            res = (
-                (halves(a[0], dt) * halves(a[1], dt) + halves(a[2], dt))
-                .to(dt)
-                .view(torch.int16)
-                .to(torch.int32)
-            )
-            r = int(res[0]) & 0xFFFF | (int(res[1]) & 0xFFFF) << 16
-        else:
-            raise AssertionError(f"the emulator does not know {op}")
-        regs[d] = r & 0xFFFFFFFF
-    return [regs[f"${i}"] for i in range(n_out)]
-
-
 @pytest.mark.parametrize(
     "bits,fp16,offset,signed8",
     [(8, True, 128, True), (8, True, 128, False), (8, True, 0, False), (4, False, 8, False), (4, True, 0, False),
@@ -215,7 +171,7 @@ def test_unpack_asm_turns_bytes_into_offset_codes(bits, fp16, offset, signed8):
     dt = torch.float16 if fp16 else torch.bfloat16
     for start in range(0, 256, 4):
         packed = start | (start + 1) << 8 | (start + 2) << 16 | (start + 3) << 24
-        regs = _run_ptx(asm, [packed], n_out)
+        regs = run_ptx(asm, [packed], n_out)
         for p in range(positions):  # output tensor p: elements i = 0..3 in registers 2p (i = 0, 1), 2p + 1
             pair = [regs[2 * p] & 0xFFFF, regs[2 * p] >> 16, regs[2 * p + 1] & 0xFFFF, regs[2 * p + 1] >> 16]
             got = torch.tensor(pair, dtype=torch.int32).to(torch.int16).view(dt).float()

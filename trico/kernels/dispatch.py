@@ -17,6 +17,7 @@ from trico.kernels.gemv_a8 import (
     gemv_a8,
     new_quantized_x,
 )
+from trico.kernels.gemv_half2 import HALF2_BITS, Half2Config, gemv_half2, half2_fits, half2_supported
 from trico.kernels.prologue import NORM, SILU, Prologue
 from trico.kernels.qgemm_tc import TC_BITS, TcConfig, tc_qmm, tc_supported
 
@@ -106,6 +107,31 @@ def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
     if pw.k > 4096:
         return GemvWordConfig(32, 32, 2 if bits == 4 else 4, 4)
     return GemvWordConfig(16, 64, 4, 1)
+
+
+HALF2_GEMV = True
+"""Let one-row 4- and 2-bit layers take the f16x2 GEMV (False: the word GEMV / tensor-core kernel, for A/B runs)."""
+
+
+def half2_choice(pw: qk.PackedWeight, m: int, dtype: torch.dtype) -> Half2Config | None:
+    """The f16x2 GEMV's launch shape at one row (None: another kernel).
+
+    From the H200 sweep (benchmarks/results/half2-sweep-h200.json, Llama-2-7B shapes, int4-g128 and
+    tern2): 32-word steps, 256-row tiles on layers wider than 4096 and 128 rows otherwise, K split
+    until the grid holds about SPLIT_K_PROGRAMS programs. It beat the kernels dispatched before it on
+    all eight cases (tern2 1.19-1.65x, int4 1.4-1.7x).
+    """
+    if not HALF2_GEMV or m != 1 or not half2_supported(pw, dtype):
+        return None
+    kw = pw.k * HALF2_BITS[pw.fmt] // 32
+    block_n = 256 if pw.n > 4096 else 128
+    while pw.n % block_n and block_n > 8:
+        block_n //= 2
+    block_w = 32
+    while kw % block_w and block_w > 4:
+        block_w //= 2
+    cfg = Half2Config(block_n, block_w, 4, split_to_fill(pw.n // block_n, kw, min_words=2 * block_w))
+    return cfg if half2_fits(pw, cfg) else None
 
 
 PROLOGUE_BITS = {NORM: {2}, SILU: {2, 8}}
@@ -216,12 +242,15 @@ def qlinear_forward(
     a8 = a8_choice(pw) if m == 1 and a8_enabled() else None
     # On the CPU the fused path (tests, under the interpreter) takes the same kernels as CUDA.
     fast = fused_path(x2) and a8 is None
-    tc = tensor_core_choice(pw, m) if fast and m <= DECODE_MAX_ROWS else None
-    words = word_gemv_choice(pw, m) if fast and tc is None else None
+    half2 = half2_choice(pw, m, x2.dtype) if fast else None
+    tc = tensor_core_choice(pw, m) if fast and half2 is None and m <= DECODE_MAX_ROWS else None
+    words = word_gemv_choice(pw, m) if fast and half2 is None and tc is None else None
     if prologue is not None and not (words is not None and prologue_fits(prologue, pw, x2)):
         x2, prologue = prologue.apply(x2), None
     if a8 is not None:
         y = gemv_a8(x2, pw, a8, residual=res2, quantized=quantized)
+    elif half2 is not None:
+        y = gemv_half2(x2, pw, half2, residual=res2)
     elif tc is not None:
         y = tc_qmm(x2, pw, tc, residual=res2)
     elif words is not None:

@@ -1,0 +1,102 @@
+"""The half2 GEMV against the float64 product (Triton interpreter on CPU) and its PTX against an emulator."""
+
+import pytest
+import torch
+
+from tests.kernels.ptx_emulator import f32_of, run_ptx
+from tests.kernels.test_qlinear import DEV, _dev, _rel, random_packed
+from trico.kernels.gemv_half2 import (
+    UNIT_CODES,
+    X_EXP,
+    Half2Config,
+    gemv_half2,
+    half2_supported,
+    unit_dot_asm,
+    x_pairs_asm,
+)
+from trico.kernels.qlinear import pack_for_kernel, qlinear_reference
+
+CASES = [  # fmt, n, k, group (0 per tensor), symmetric
+    ("uint4", 32, 256, 64, True),
+    ("uint4", 16, 512, 128, True),
+    ("uint4", 16, 256, 0, True),
+    ("uint2", 16, 256, 64, True),
+    ("tern2", 32, 512, 0, True),
+    ("tern2", 16, 256, 64, True),
+]
+
+
+@pytest.mark.parametrize("fmt,n,k,group,sym", CASES)
+@pytest.mark.parametrize(
+    "cfg", [Half2Config(8, 4, 1), Half2Config(16, 8, 2, split_k=2), Half2Config(8, 4, 1, split_k=3)]
+)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_gemv_half2_matches_the_product(fmt, n, k, group, sym, cfg, dtype):
+    q, s, m = random_packed(fmt, n, k, group, sym, seed=n + k)
+    x = torch.randn(1, k, generator=torch.Generator().manual_seed(5)).to(dtype)
+    pw = pack_for_kernel(*_dev(q, s, m), fmt, group, k)
+    assert half2_supported(pw, dtype)
+    res = torch.randn(1, n, generator=torch.Generator().manual_seed(6)).to(dtype)
+    got = gemv_half2(x.to(DEV), pw, cfg).cpu()
+    want = qlinear_reference(x.double(), q, s, m, fmt, group, k)
+    assert got.dtype == dtype and got.shape == (1, n)
+    assert _rel(got, want) < 1e-2
+    with_res = gemv_half2(x.to(DEV), pw, cfg, residual=res.to(DEV)).cpu()
+    assert _rel(with_res, res.float() + got.float()) < 1e-2
+
+
+@pytest.mark.parametrize("bits", [4, 2])
+@pytest.mark.parametrize("fp16", [False, True])
+def test_x_pairs_asm_pairs_and_scales_x_exactly(bits, fp16):
+    """The PTX the GPU runs, emulated: word w's values come back as fp16 pairs (x[q], x[q + CPW/2]) * 2^X_EXP."""
+    cpw = 32 // bits
+    dt = torch.float16 if fp16 else torch.bfloat16
+    asm, constraints = x_pairs_asm(bits, fp16)
+    assert constraints.count("=") == cpw // 2
+    x = (torch.randn(4 * cpw, generator=torch.Generator().manual_seed(bits)) * 30).to(dt)
+    x[0], x[1] = 0.0, -0.0
+    words = x.view(torch.int16).to(torch.int32).view(-1, 2)
+    base = 4096
+    memory = {base + 4 * i: int(lo) & 0xFFFF | (int(hi) & 0xFFFF) << 16 for i, (lo, hi) in enumerate(words)}
+    for w in range(4):
+        regs = run_ptx(asm, [base + w * 2 * cpw], cpw // 2, memory)
+        for q, r in enumerate(regs):
+            got = torch.tensor([r & 0xFFFF, r >> 16], dtype=torch.int32).to(torch.int16).view(torch.float16)
+            want = torch.stack([x[w * cpw + q], x[w * cpw + q + cpw // 2]]).double() * 2**X_EXP
+            assert torch.equal(got.double(), want), (w, q)
+
+
+@pytest.mark.parametrize("bits,offset", [(4, 8), (4, 0), (2, 1), (2, 2)])
+def test_unit_dot_asm_is_the_fp16_sum_of_exact_products(bits, offset):
+    """The PTX the GPU runs, emulated on every code value: (c - offset) * x exact, summed per fp16 lane
+    in the PTX's order, the two lanes added in fp32."""
+    cpw = 32 // bits
+    words_per_unit, planes = UNIT_CODES // cpw, cpw // 2
+    asm, constraints = unit_dot_asm(bits, offset)
+    assert constraints.count("r") == words_per_unit * (1 + planes)
+    gen = torch.Generator().manual_seed(bits + offset)
+    for trial in range(24):
+        codes = torch.randint(0, 1 << bits, (words_per_unit, cpw), generator=gen)
+        codes[0, : min(cpw, 1 << bits)] = torch.arange(min(cpw, 1 << bits))  # every value somewhere
+        words = [sum(int(c) << (bits * i) for i, c in enumerate(row)) for row in codes]
+        # x pairs as x_pairs_asm makes them: fp16 values x * 2^X_EXP (here: random fp16 values)
+        x = (torch.randn(words_per_unit, cpw, generator=gen) * (4.0 if trial % 2 else 0.01)).to(torch.float16)
+        pairs = []
+        for w in range(words_per_unit):
+            for q in range(planes):
+                lo, hi = x[w, q], x[w, q + planes]
+                pairs.append(int(lo.view(torch.int16)) & 0xFFFF | (int(hi.view(torch.int16)) & 0xFFFF) << 16)
+        (got,) = run_ptx(asm, [w & 0xFFFFFFFF for w in words] + pairs, 1)
+        lanes = [torch.tensor(0.0, dtype=torch.float16)] * 2
+        for w in range(words_per_unit):
+            for q in range(planes):
+                for h, j in enumerate((q, q + planes)):
+                    t = (codes[w, j].double() - offset) * 2**-9
+                    lanes[h] = (t * x[w, j].double() + lanes[h].double()).to(torch.float16)
+        want = float(lanes[0].float() + lanes[1].float())
+        assert f32_of(got) == want, (trial, f32_of(got), want)
+        exact = float(((codes.double() - offset) * x.double()).sum()) * 2**-9
+        assert (
+            abs(f32_of(got) - exact)
+            <= 2e-3 * float(((codes.double() - offset).abs() * x.double().abs()).sum()) * 2**-9 + 1e-7
+        )

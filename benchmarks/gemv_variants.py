@@ -157,6 +157,7 @@ def run_case(
         if hrows:
             out["half2_ms"], out["half2_cfg"] = hrows[0]["ms"], hrows[0]["cfg"]
             out["half2_rel_err"] = rel(gh.gemv_half2(xs[0], pws[0], gh.Half2Config(*hrows[0]["cfg"])))
+    # dispatched: the choice without the f16x2 GEMV (dispatch.HALF2_GEMV off), what that kernel replaced
     if "dispatched" in families and fmt != "bf16":
         from trico.kernels import dispatch
 
@@ -224,7 +225,8 @@ def main() -> int:
         "without the PTX unpacking), gemv (or gemv-chosen: the dispatched shape only), "
         "a8 (or a8-chosen: the dispatched shape with and without prefetch), gemv-lean-ab (the "
         "dispatched word-GEMV shape with gemv.LEAN_LOOP on and off), half2 (the f16x2 GEMV's "
-        "candidates), dispatched (the kernel and shape the engine runs)",
+        "candidates), dispatched (the tensor-core or word-GEMV kernel and shape dispatch picks with the "
+        "f16x2 GEMV off: what it replaced)",
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()

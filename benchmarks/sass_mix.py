@@ -1,11 +1,13 @@
-"""Instruction mix of the word GEMV's main loop, compiled for sm_90 on any machine (no GPU needed).
+"""Instruction mix of a one-row GEMV's main loop, compiled for sm_90 on any machine (no GPU needed).
 
 Triton compiles `gemv._gemv_kernel` ahead of time for an H100/H200 target (its bundled ptxas and
 cuobjdump), the loop is found as the longest backward branch of the SASS, and the instructions in
 it are counted per weight code of one thread. This is how the word GEMV was found to spend ~4.4
 instructions per int8 code (3.79 after `gemv.LEAN_LOOP`), with two BAR.SYNCs per x column (the column's layout conversion
-through shared memory): `docs/gpu-engine.md`, session of b9c375a.
-Usage: python benchmarks/sass_mix.py [--bits 8] [--block-n 32] [--block-w 64] [--warps 2] [--group 128]
+through shared memory): `docs/gpu-engine.md`, session of b9c375a. `--kernel half2` counts the f16x2
+GEMV (`gemv_half2.py`) instead.
+Usage: python benchmarks/sass_mix.py [--kernel word|half2] [--bits 8] [--block-n 32] [--block-w 64]
+[--warps 2] [--group 128]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trico.kernels import gemv  # noqa: E402
+from trico.kernels import gemv, gemv_half2  # noqa: E402
 
 _POINTERS = {
     "x_ptr": "*bf16",
@@ -38,10 +40,6 @@ _POINTERS = {
 
 def compile_word_gemv(bits: int, block_n: int, block_w: int, warps: int, group: int, lean: bool = True):  # noqa: ANN201 - CompiledKernel
     """The word GEMV for sm_90 with one row scale (int8, group 0) or `group`-code scale groups; ints taken as multiples of 16 like a launch."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
     per_row = group == 0
     consts = {
         "PROLOGUE": 0,
@@ -59,11 +57,45 @@ def compile_word_gemv(bits: int, block_n: int, block_w: int, warps: int, group: 
         "PDL": 0,
         "LEAN": lean,
     }
-    kern = gemv._gemv_kernel
+    return _compile(gemv._gemv_kernel, consts, warps)
+
+
+def compile_half2(bits: int, block_n: int, block_w: int, warps: int, group: int):  # noqa: ANN201 - CompiledKernel
+    """The f16x2 GEMV for sm_90 (symmetric codes, bf16 x), one scale per row (group 0) or per `group` codes."""
+    per_row = group == 0
+    offset = 1 << (bits - 1) if bits == 4 else 1
+    x_asm, x_cons = gemv_half2.x_pairs_asm(bits, False)
+    dot_asm, dot_cons = gemv_half2.unit_dot_asm(bits, offset)
+    consts = {
+        "BITS": bits,
+        "OFFSET": float(offset),
+        "PER_ROW": per_row,
+        "QUADS_PER_GROUP": 1 if per_row else group // (4 * (32 // bits)),
+        "BLOCK_N": block_n,
+        "BLOCK_W": block_w,
+        "SPLIT_K": 1,
+        "HAS_RES": False,
+        "X_ASM": x_asm,
+        "X_CONS": x_cons,
+        "DOT_ASM": dot_asm,
+        "DOT_CONS": dot_cons,
+        "PDL": 1,
+    }
+    return _compile(gemv_half2._half2_kernel, consts, warps)
+
+
+def _compile(kern, consts: dict, warps: int):  # noqa: ANN001, ANN202 - JITFunction -> CompiledKernel
+    """Compile a kernel for sm_90 with these constexprs; pointers and ints specialized like a launch."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
     if not hasattr(kern, "cache_key"):
         raise RuntimeError("the kernels are in interpreter mode: run with TRITON_INTERPRET unset")
     sig = {
-        n: "constexpr" if n in consts else _POINTERS.get(n, "fp32" if n == "eps" else "i32")
+        n: "constexpr"
+        if n in consts
+        else _POINTERS.get(n, "fp32" if n == "eps" else "i64" if n == "x_addr" else "i32")
         for n in kern.arg_names
     }
     # A launch specializes pointers and ints divisible by 16 (row strides, sizes): the loads vectorize.
@@ -116,6 +148,7 @@ def loop_mix(text: str) -> collections.Counter:
 def main(argv: list[str] | None = None) -> int:
     """Print the loop's instruction count per code and its commonest opcodes."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--kernel", default="word", choices=["word", "half2"], help="word GEMV or f16x2 GEMV")
     p.add_argument("--bits", type=int, default=8, choices=[8, 4, 2])
     p.add_argument("--block-n", type=int, default=32)
     p.add_argument("--block-w", type=int, default=64)
@@ -125,22 +158,26 @@ def main(argv: list[str] | None = None) -> int:
         "--old-loop", action="store_true", help="the loop before LEAN_LOOP (gemv.LEAN_LOOP = False)"
     )
     args = p.parse_args(argv)
+    if args.kernel == "half2" and args.bits == 8:
+        p.error("the f16x2 GEMV reads 4- and 2-bit codes only")
     try:
-        kernel = compile_word_gemv(
-            args.bits, args.block_n, args.block_w, args.warps, args.group, not args.old_loop
-        )
+        if args.kernel == "half2":
+            kernel = compile_half2(args.bits, args.block_n, args.block_w, args.warps, args.group)
+        else:
+            kernel = compile_word_gemv(
+                args.bits, args.block_n, args.block_w, args.warps, args.group, not args.old_loop
+            )
         mix = loop_mix(sass(kernel))
     except (ImportError, OSError, subprocess.CalledProcessError, RuntimeError) as e:
         print(f"sass_mix: could not compile for sm_90 here: {e}", file=sys.stderr)
         return 2
     per_tile = args.block_n * args.block_w * (32 // args.bits) / (32 * args.warps)
-    tiles = max(
-        1, round(mix["FFMA"] / per_tile)
-    )  # one FFMA per code: how many tiles one pass of the loop takes
+    # the word GEMV: one FFMA per code, so how many tiles one pass of its loop takes; half2: one tile
+    tiles = 1 if args.kernel == "half2" else max(1, round(mix["FFMA"] / per_tile))
     codes = per_tile * tiles
     total = sum(mix.values())
     print(
-        f"{args.bits}-bit, {args.block_n}x{args.block_w} words, {args.warps} warps, group {args.group or 'row'}: "
+        f"{args.kernel} {args.bits}-bit, {args.block_n}x{args.block_w} words, {args.warps} warps, group {args.group or 'row'}: "
         f"loop {total} instructions for {codes:.0f} codes per thread ({tiles} tiles) = {total / codes:.2f} per code"
     )
     for op, n in mix.most_common(16):

@@ -7,7 +7,6 @@ from tests.kernels.ptx_emulator import f32_of, run_ptx
 from tests.kernels.test_qlinear import DEV, _dev, _rel, random_packed
 from trico.kernels.gemv_half2 import (
     UNIT_CODES,
-    X_EXP,
     Half2Config,
     gemv_half2,
     half2_supported,
@@ -48,7 +47,7 @@ def test_gemv_half2_matches_the_product(fmt, n, k, group, sym, cfg, dtype):
 @pytest.mark.parametrize("bits", [4, 2])
 @pytest.mark.parametrize("fp16", [False, True])
 def test_x_pairs_asm_pairs_and_scales_x_exactly(bits, fp16):
-    """The PTX the GPU runs, emulated: word w's values come back as fp16 pairs (x[q], x[q + CPW/2]) * 2^X_EXP."""
+    """The PTX the GPU runs, emulated: word w's values come back as fp16 pairs (x[q], x[q + CPW/2]), exactly."""
     cpw = 32 // bits
     dt = torch.float16 if fp16 else torch.bfloat16
     asm, constraints = x_pairs_asm(bits, fp16)
@@ -62,7 +61,7 @@ def test_x_pairs_asm_pairs_and_scales_x_exactly(bits, fp16):
         regs = run_ptx(asm, [base + w * 2 * cpw], cpw // 2, memory)
         for q, r in enumerate(regs):
             got = torch.tensor([r & 0xFFFF, r >> 16], dtype=torch.int32).to(torch.int16).view(torch.float16)
-            want = torch.stack([x[w * cpw + q], x[w * cpw + q + cpw // 2]]).double() * 2**X_EXP
+            want = torch.stack([x[w * cpw + q], x[w * cpw + q + cpw // 2]]).double()
             assert torch.equal(got.double(), want), (w, q)
 
 
@@ -79,7 +78,7 @@ def test_unit_dot_asm_is_the_fp16_sum_of_exact_products(bits, offset):
         codes = torch.randint(0, 1 << bits, (words_per_unit, cpw), generator=gen)
         codes[0, : min(cpw, 1 << bits)] = torch.arange(min(cpw, 1 << bits))  # every value somewhere
         words = [sum(int(c) << (bits * i) for i, c in enumerate(row)) for row in codes]
-        # x pairs as x_pairs_asm makes them: fp16 values x * 2^X_EXP (here: random fp16 values)
+        # x pairs as x_pairs_asm makes them: fp16 values (here: random ones, some products subnormal)
         x = (torch.randn(words_per_unit, cpw, generator=gen) * (4.0 if trial % 2 else 0.01)).to(torch.float16)
         pairs = []
         for w in range(words_per_unit):

@@ -118,8 +118,10 @@ def half2_choice(pw: qk.PackedWeight, m: int, dtype: torch.dtype) -> Half2Config
 
     From the H200 sweep (benchmarks/results/half2-sweep-h200.json, Llama-2-7B shapes, int4-g128 and
     tern2): 32-word steps, 256-row tiles on layers wider than 4096 and 128 rows otherwise, K split
-    until the grid holds about SPLIT_K_PROGRAMS programs. It beat the kernels dispatched before it on
-    all eight cases (tern2 1.19-1.65x, int4 1.4-1.7x).
+    until the grid holds about SPLIT_K_PROGRAMS programs (one step per split at least). Within 1% of
+    the best swept shape on 7 of the 8 cases; tern2 4096x11008 0.84 (its best splits K 32 ways, which
+    loses on the others). It beat the kernels dispatched before it on all eight (tern2 1.16-1.69x,
+    int4 1.37-1.72x).
     """
     if not HALF2_GEMV or m != 1 or not half2_supported(pw, dtype):
         return None
@@ -130,7 +132,7 @@ def half2_choice(pw: qk.PackedWeight, m: int, dtype: torch.dtype) -> Half2Config
     block_w = 32
     while kw % block_w and block_w > 4:
         block_w //= 2
-    cfg = Half2Config(block_n, block_w, 4, split_to_fill(pw.n // block_n, kw, min_words=2 * block_w))
+    cfg = Half2Config(block_n, block_w, 4, split_to_fill(pw.n // block_n, kw, min_words=block_w))
     return cfg if half2_fits(pw, cfg) else None
 
 

@@ -11,15 +11,16 @@ subnormal, c * 2^(shift - 24), exactly. So per two codes:
     acc = t * x2 + acc                                   one HFMA2: the products are exact
 
 Codes above bit 10 of a half are shifted down first (one shift per word). x2 holds the pair
-(x[q], x[q + CPW/2]) times 2^X_EXP as fp16, so products are (c - offset) * x * 2^-7; a unit of 32
-codes per row (4 int4 words, 2 words of 2-bit codes) is summed in the two fp16 lanes, then the lanes
-are added in fp32 and scaled there. fp16 rounding thus reaches only the sum of 16 products per lane
-(relative error ~2^-11 of the unit's partial sum, below bf16 rounding of the output); |x| must stay
-below 16376 (fp16 range after the 2^X_EXP scaling; an fp16 product sum is at most |x|).
+(x[q], x[q + CPW/2]) as fp16 (exact for bf16 x between 2^-14 and 65504 in magnitude: bf16 has fewer
+mantissa bits), so products are (c - offset) * x * 2^-9, exact unless they fall below fp16's normal
+range (|(c - offset) x| < 2^-5; then within 2^-25). A unit of 32 codes per row (4 int4 words, 2 words
+of 2-bit codes) is summed in the two fp16 lanes (at most |x| / 4 in magnitude, so no overflow), then
+the lanes are added in fp32 and scaled there: fp16 rounding reaches only the sum of 16 products per
+lane, relative error ~2^-11 of the unit's partial sum, below the bf16 rounding of the output.
 
-x is read by inline PTX (`ld.global.nc`) straight into the layout of the weight tile's columns: a
-Triton load of it would be given a coalesced layout and converted through shared memory on every
-step. The same PTX pairs and converts the values (bf16 -> fp32 -> f16x2) once per column and thread,
+x is read by inline PTX (`ld.global.nc`) straight into the layout of the weight tile's columns (the
+word GEMV's Triton loads of x are converted through shared memory on every step; the loop here has
+no barrier in its sm_90 SASS). The same PTX pairs and converts the values (bf16 -> fp32 -> f16x2) once per column and thread,
 shared by every row the thread holds. Under `TRITON_INTERPRET=1` the math runs as Triton tensor ops
 (fp16 arithmetic, emulated); the PTX itself is checked by an emulator in the tests.
 """
@@ -42,13 +43,9 @@ if triton is not None:
 HALF2_BITS = {"uint4": 4, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
 
-X_EXP = 2
-"""x enters fp16 as x * 2^X_EXP (exact): products land at (c - offset) * x * 2^(X_EXP - 9)."""
-
 if triton is not None:
-    X_MUL = tl.constexpr(2.0**X_EXP)
-    OUT_SCALE = tl.constexpr(2.0 ** (9 - X_EXP))
-    """What undoes the fixed scaling of the products in the fp32 result."""
+    OUT_SCALE = tl.constexpr(2.0**9)
+    """What undoes the scaling of the codes ((c - offset) * 2^-9) in the fp32 result."""
 
 UNIT_CODES = 32
 """Codes of a row summed in one f16x2 accumulator before it is converted (4 int4 / 2 int2 words)."""
@@ -69,13 +66,10 @@ def _f16_bits(v: float) -> int:
 
 
 def x_pairs_asm(bits: int, fp16: bool) -> tuple[str, str]:
-    """PTX loading one word's x values (address $P) and returning its P = CPW/2 f16x2 pairs (x[q], x[q + P]) * 2^X_EXP."""
+    """PTX loading one word's x values (address $P) and returning its P = CPW/2 f16x2 pairs (x[q], x[q + P])."""
     cpw = 32 // bits
     planes = cpw // 2
-    lines = [
-        f"{{ .reg .b32 a<{cpw // 2}>, f<2>, sc;",
-        f"mov.b32 sc, 0x{_f16_bits(2.0**X_EXP) * 0x10001:08X};",
-    ]
+    lines = [f"{{ .reg .b32 a<{cpw // 2}>, f<2>;"]
     for i in range(cpw // 8):  # 16-byte loads of 8 values
         regs = ",".join(f"a{4 * i + j}" for j in range(4))
         lines.append(f"ld.global.nc.v4.b32 {{{regs}}}, [${planes} + {16 * i}];")
@@ -90,13 +84,12 @@ def x_pairs_asm(bits: int, fp16: bool) -> tuple[str, str]:
                 op = "and.b32 {r}, a{a}, 0xFFFF0000;" if j % 2 else "shl.b32 {r}, a{a}, 16;"
                 lines.append(op.format(r=reg, a=j // 2))
             lines.append(f"cvt.rn.f16x2.f32 ${q}, f1, f0;")
-        lines.append(f"mul.rn.f16x2 ${q}, ${q}, sc;")
     lines.append("}")
     return "\n".join(lines), ",".join(["=r"] * planes + ["l"])
 
 
 def unit_dot_asm(bits: int, offset: int) -> tuple[str, str]:
-    """PTX of one unit's sum of (c - offset) * x * 2^(X_EXP - 9) in fp32 (see the module docstring).
+    """PTX of one unit's sum of (c - offset) * x * 2^-9 in fp32 (see the module docstring).
 
     Inputs: the unit's words $1..$W, then word w's x pairs at $(1 + W + w * P + q); output $0.
     """
@@ -147,9 +140,9 @@ if triton is not None:
 
     @triton.jit
     def _x_pair(x_ptr, ww, q: tl.constexpr, CPW: tl.constexpr):
-        """Interpreter form of pair q of `x_pairs_asm`: (x[CPW w + q], x[CPW w + q + CPW/2]) * 2^X_EXP as fp16."""
-        lo = (tl.load(x_ptr + ww * CPW + q).to(tl.float16) * X_MUL).to(tl.float16)
-        hi = (tl.load(x_ptr + ww * CPW + q + CPW // 2).to(tl.float16) * X_MUL).to(tl.float16)
+        """Interpreter form of pair q of `x_pairs_asm`: (x[CPW w + q], x[CPW w + q + CPW/2]) as fp16."""
+        lo = tl.load(x_ptr + ww * CPW + q).to(tl.float16)
+        hi = tl.load(x_ptr + ww * CPW + q + CPW // 2).to(tl.float16)
         return lo, hi
 
     @triton.jit

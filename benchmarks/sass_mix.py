@@ -146,7 +146,7 @@ def loop_mix(text: str) -> collections.Counter:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the loop's instruction count per code and its commonest opcodes."""
+    """Print the loop's instruction count per code and its opcodes, commonest first."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kernel", default="word", choices=["word", "half2"], help="word GEMV or f16x2 GEMV")
     p.add_argument("--bits", type=int, default=8, choices=[8, 4, 2])
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.kernel} {args.bits}-bit, {args.block_n}x{args.block_w} words, {args.warps} warps, group {args.group or 'row'}: "
         f"loop {total} instructions for {codes:.0f} codes per thread ({tiles} tiles) = {total / codes:.2f} per code"
     )
-    for op, n in mix.most_common(16):
+    for op, n in mix.most_common():
         print(f"  {n:5d}  {op}")
     return 0
 

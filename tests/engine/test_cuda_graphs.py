@@ -145,7 +145,9 @@ def test_graph_replay_matches_eager_step_on_gpu():
 )
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="runs Triton kernels on CPU tensors")
 @torch.no_grad()
-def test_fused_decode_step_matches_reference_in_the_interpreter(scheme, a8, one_launch, batch, half2, monkeypatch):
+def test_fused_decode_step_matches_reference_in_the_interpreter(
+    scheme, a8, one_launch, batch, half2, monkeypatch
+):
     """The CUDA decode path (rope + cache store in one kernel, flash-decoding, RMSNorm and the SiLU gate
     inside the projections, residual adds inside the o and down projections; with a8, int8-activation
     GEMVs fed by their producers) run by the Triton interpreter on CPU gives the reference step's logits

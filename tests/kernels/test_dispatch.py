@@ -111,6 +111,21 @@ def _sweep(name: str) -> dict:
     return json.loads(Path("benchmarks/results", name).read_text())
 
 
+def _swept_weight(case: dict):
+    """What the launch rules read of a swept case's weight (shape, format, g128 or one scale per row)."""
+    from types import SimpleNamespace
+
+    grouped = "g128" in case["label"]
+    return SimpleNamespace(
+        n=case["n"],
+        k=case["k"],
+        fmt=case["fmt"],
+        scale_mode=2 if grouped else 1,
+        group_size=128 if grouped else case["k"],
+        mins=None,
+    )
+
+
 def _assert_near_best(where: str, got: tuple, timed: dict, best_ms: float, ratio: float) -> None:
     """The rule's shape was swept and timed within `ratio` of the best swept shape."""
     assert got in timed, f"{where}: {got} is not among the fastest swept"
@@ -152,20 +167,10 @@ def test_int8_word_gemv_choice_is_near_the_best_swept_shape():
 def test_half2_choice_is_near_the_best_swept_shape():
     # The f16x2 GEMV's rule against its H200 sweep: within 2% of the best shape on every case but the
     # tern2 down projection (0.84; documented in half2_choice).
-    from types import SimpleNamespace
-
     sweep = _sweep("half2-sweep-h200.json")
     assert len(sweep["cases"]) == 8
     for case in sweep["cases"]:
-        grouped = "g128" in case["label"]
-        pw = SimpleNamespace(
-            n=case["n"],
-            k=case["k"],
-            fmt=case["fmt"],
-            scale_mode=2 if grouped else 1,
-            group_size=128 if grouped else case["k"],
-            mins=None,
-        )
+        pw = _swept_weight(case)
         cfg = dispatch.half2_choice(pw, 1, torch.bfloat16)
         timed = {tuple(r["cfg"]): r["ms"] for r in case["half2_all"]}
         got = (cfg.block_n, cfg.block_w, cfg.num_warps, cfg.split_k)
@@ -190,19 +195,10 @@ def test_tensor_core_choice_is_near_the_best_swept_shape():
     # Where the rule picks the tensor-core kernel on a swept Llama shape, its shape must be timed
     # within 5% of the best one (benchmarks/gemv_variants.py --families tc-compact, H200).
     import dataclasses
-    from types import SimpleNamespace
 
     chosen = 0
     for case in _sweep("tc-ptx-sweep-h200.json")["cases"]:
-        grouped = "g128" in case["label"]
-        pw = SimpleNamespace(
-            n=case["n"],
-            k=case["k"],
-            fmt=case["fmt"],
-            scale_mode=2 if grouped else 1,
-            group_size=128 if grouped else case["k"],
-            mins=None,
-        )
+        pw = _swept_weight(case)
         cfg = dispatch.tensor_core_choice(pw, case["m"])
         if cfg is None:
             continue

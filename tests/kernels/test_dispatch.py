@@ -223,3 +223,19 @@ def test_prologue_rule_follows_the_h200_profile():
     for fmt, bits, kind, mode in cases:
         faster = wall[fmt, mode] < wall[fmt, "off"]
         assert (bits in dispatch.PROLOGUE_BITS[kind]) == faster, (fmt, mode)
+
+
+def test_an_offset_view_of_x_does_not_take_the_half2_gemv(monkeypatch):
+    """The f16x2 GEMV loads x 16 bytes at a time: x not on a 16-byte boundary goes to another kernel."""
+    from trico.kernels import fused_on_cpu
+
+    q = _module(sym=True)
+    real, calls = dispatch.gemv_half2, []
+    monkeypatch.setattr(dispatch, "gemv_half2", lambda *a, **k: calls.append(1) or real(*a, **k))
+    buf = torch.randn(1, 72).to(torch.bfloat16).to(DEV)
+    with fused_on_cpu():
+        aligned = dispatch.qlinear_forward(q, buf[:, :64])
+        offset = dispatch.qlinear_forward(q, buf[:, 1:65])
+    assert calls == [1]
+    assert _rel(aligned.cpu(), q.reference_forward(buf[:, :64]).cpu()) <= 1e-2
+    assert _rel(offset.cpu(), q.reference_forward(buf[:, 1:65]).cpu()) <= 1e-2

@@ -244,7 +244,8 @@ def qlinear_forward(
     a8 = a8_choice(pw) if m == 1 and a8_enabled() else None
     # On the CPU the fused path (tests, under the interpreter) takes the same kernels as CUDA.
     fast = fused_path(x2) and a8 is None
-    half2 = half2_choice(pw, m, x2.dtype) if fast else None
+    # the f16x2 GEMV reads x with 16-byte vector loads of its own: an offset view of x cannot take it
+    half2 = half2_choice(pw, m, x2.dtype) if fast and x2.data_ptr() % 16 == 0 else None
     tc = tensor_core_choice(pw, m) if fast and half2 is None and m <= DECODE_MAX_ROWS else None
     words = word_gemv_choice(pw, m) if fast and half2 is None and tc is None else None
     if prologue is not None and not (words is not None and prologue_fits(prologue, pw, x2)):

@@ -323,6 +323,9 @@ def gemv_half2(
     assert triton is not None, "Triton is not installed"
     assert half2_supported(pw, x.dtype), f"the half2 GEMV does not take {pw.fmt} with K={pw.k} ({x.dtype})"
     assert x.dim() == 2 and x.shape == (1, pw.k) and x.is_contiguous(), f"x must be [1, {pw.k}], contiguous"
+    assert x.data_ptr() % 16 == 0, (
+        "x must start on a 16-byte boundary (the kernel loads it 16 bytes at a time)"
+    )
     check_residual(residual, (1, pw.n), x.dtype)
     config = config or half2_default_config(pw)
     assert half2_fits(pw, config), f"{config} does not tile {pw.fmt} [{pw.n}, {pw.k}]"

@@ -85,14 +85,22 @@ def test_prologue_with_residual_output_is_the_residual_plus_projection():
 
 @pytest.mark.skipif(DEV != "cpu", reason="the dispatcher's CPU fused path")
 @pytest.mark.parametrize(
-    "scheme,rows,inside", [("ternary-pc", 1, True), ("ternary-pc", 4, False), ("int8", 1, False)]
+    "scheme,rows,half2,inside",
+    [
+        ("ternary-pc", 1, False, True),
+        ("ternary-pc", 1, True, False),
+        ("ternary-pc", 4, False, False),
+        ("int8", 1, True, False),
+    ],
 )
-def test_dispatch_runs_the_norm_inside_the_gemv_only_where_it_pays(scheme, rows, inside, monkeypatch):
-    """One row of a 2-bit weight: the word GEMV normalizes x; else the separate kernel runs first; same result."""
+def test_dispatch_runs_the_norm_inside_the_gemv_only_where_it_pays(scheme, rows, half2, inside, monkeypatch):
+    """One row of a 2-bit weight in the word GEMV: it normalizes x; else (the f16x2 GEMV has no prologue,
+    more rows, int8) the separate kernel runs first; same result."""
     from trico.kernels import dispatch
     from trico.kernels import rmsnorm as rmsnorm_module
     from trico.quant.api import quantize
 
+    monkeypatch.setattr(dispatch, "HALF2_GEMV", half2)
     layer = torch.nn.Sequential(torch.nn.Linear(K, 40, bias=False)).to(torch.bfloat16)
     quantize(layer, scheme, progress=False)
     ql = layer[0]

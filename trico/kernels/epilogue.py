@@ -76,6 +76,23 @@ def split_workspace(device: torch.device, numel: int, tiles: int) -> tuple[torch
     return ws
 
 
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def one_row_launch(
+    x: torch.Tensor, n: int, words_per_row: int, block_n: int, block_w: int, split_k: int
+) -> tuple[torch.Tensor, tuple[int, int], int, torch.Tensor, torch.Tensor]:
+    """Output y [1, n], grid, words per split and split-K workspace of a one-row GEMV whose programs
+    take block_n rows and whole steps of block_w words (splits may be fewer than asked once rounded)."""
+    per_split = _cdiv(_cdiv(words_per_row, split_k), block_w) * block_w
+    splits = _cdiv(words_per_row, per_split)
+    y = torch.empty(1, n, dtype=x.dtype, device=x.device)
+    grid = (n // block_n, splits)
+    ws, cnt = split_workspace(x.device, n, grid[0]) if splits > 1 else (y, y)
+    return y, grid, per_split, ws, cnt
+
+
 def check_residual(residual: torch.Tensor | None, shape: tuple[int, ...], dtype: torch.dtype) -> None:
     """A residual must match the output exactly (shape, dtype, dense rows)."""
     if residual is not None:

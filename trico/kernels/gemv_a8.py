@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trico.kernels.epilogue import check_residual, split_workspace
+from trico.kernels.epilogue import check_residual, one_row_launch
 from trico.kernels.pdl import launch_kwargs, wait_for_producer
 from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 
@@ -373,8 +373,7 @@ def gemv_a8(
     bits = A8_BITS[pw.fmt]
     kw = pw.k * bits // 32
     assert a8_fits(pw, config), f"{config} does not tile a {pw.n} x {kw}-word weight"
-    per_split = triton.cdiv(triton.cdiv(kw, config.split_k), config.block_w) * config.block_w
-    splits = triton.cdiv(kw, per_split)  # may be fewer than asked once rounded to whole tiles
+    y, grid, per_split, ws, cnt = one_row_launch(x, pw.n, kw, config.block_n, config.block_w, config.split_k)
     if quantized is None:
         xq, sx = quantize_a8(x, bits)
     else:
@@ -384,9 +383,6 @@ def gemv_a8(
         xq, sx = quantized.q, quantized.s
     words = pw.units.view(torch.uint8).view(torch.int32)
     per_row = pw.scale_mode in (0, 1)
-    y = torch.empty(1, pw.n, dtype=x.dtype, device=x.device)
-    grid = (pw.n // config.block_n, splits)
-    ws, cnt = split_workspace(x.device, pw.n, grid[0]) if splits > 1 else (y, y)
     cpw = 32 // bits
     wpg = 4 if per_row else pw.group_size // cpw
     wpqb = a8_block(pw.k, bits) // cpw
@@ -414,7 +410,7 @@ def gemv_a8(
         WORDS_PER_QB=wpqb,
         BLOCK_N=config.block_n,
         BLOCK_W=config.block_w,
-        SPLIT_K=splits,
+        SPLIT_K=grid[1],
         HAS_RES=residual is not None,
         QUAD=config.block_w % 4 == 0 and wpqb % 4 == 0 and (per_row or wpg % 4 == 0),
         ASM=not INTERPRET,

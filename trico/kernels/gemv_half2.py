@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trico.kernels.epilogue import check_residual, split_workspace
+from trico.kernels.epilogue import check_residual, one_row_launch
 from trico.kernels.pdl import launch_kwargs, wait_for_producer
 from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 
@@ -331,13 +331,9 @@ def gemv_half2(
     assert half2_fits(pw, config), f"{config} does not tile {pw.fmt} [{pw.n}, {pw.k}]"
     bits = HALF2_BITS[pw.fmt]
     kw = pw.k * bits // 32
-    per_split = triton.cdiv(triton.cdiv(kw, config.split_k), config.block_w) * config.block_w
-    splits = triton.cdiv(kw, per_split)
+    y, grid, per_split, ws, cnt = one_row_launch(x, pw.n, kw, config.block_n, config.block_w, config.split_k)
     words = pw.units.view(torch.uint8).view(torch.int32)
     per_row = pw.scale_mode in (0, 1)
-    y = torch.empty(1, pw.n, dtype=x.dtype, device=x.device)
-    grid = (pw.n // config.block_n, splits)
-    ws, cnt = split_workspace(x.device, pw.n, grid[0]) if splits > 1 else (y, y)
     x_asm, x_cons = ("", "") if INTERPRET else x_pairs_asm(bits, x.dtype == torch.float16)
     dot_asm, dot_cons = ("", "") if INTERPRET else unit_dot_asm(bits, pw.offset)
     _half2_kernel[grid](
@@ -360,7 +356,7 @@ def gemv_half2(
         QUADS_PER_GROUP=1 if per_row else pw.group_size // (4 * (32 // bits)),
         BLOCK_N=config.block_n,
         BLOCK_W=config.block_w,
-        SPLIT_K=splits,
+        SPLIT_K=grid[1],
         HAS_RES=residual is not None,
         X_ASM=x_asm,
         X_CONS=x_cons,

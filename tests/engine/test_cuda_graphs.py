@@ -127,6 +127,41 @@ def test_graph_replay_matches_eager_step_on_gpu():
         assert float((replay - eager).norm() / eager.norm()) < 1e-2
 
 
+@cuda
+@pytest.mark.parametrize("mode", ["on", "late"])
+@pytest.mark.parametrize("scheme", [None, "int4-rtn-g32", "ternary-pc"])
+@torch.no_grad()
+def test_graph_replay_under_each_pdl_trigger_matches_the_unlaunched_step(mode, scheme, monkeypatch):
+    """Batch 1 (the one-row kernels): a graph captured with each trigger mode of programmatic dependent
+    launch gives, step after step, the logits of the same model run eagerly without PDL."""
+    from trico.engine.cuda_graphs import GraphedDecodeStep
+    from trico.kernels import pdl, programmatic_launch
+    from trico.quant.api import quantize
+
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("needs compiled kernels")
+    monkeypatch.setattr(pdl, "EARLY_TRIGGER", mode == "on")
+    cfg = tiny_config(head_dim=64, n_heads=8, n_kv_heads=2, dim=512, hidden_dim=1536, n_layers=4)
+    model = build_model(cfg, dtype=torch.bfloat16, device="cuda")
+    if scheme:
+        quantize(model, scheme, progress=False)
+    fuse_model_(model)
+    caches = [StaticKVCache(cfg, 1, 64, torch.bfloat16, "cuda") for _ in range(2)]
+    prompt = torch.randint(0, 256, (1, 9), generator=torch.Generator().manual_seed(0)).cuda()
+    for c in caches:
+        model.prefill(prompt, torch.arange(9, device="cuda"), c)
+    tok = torch.zeros(1, 1, dtype=torch.long, device="cuda")
+    pos = torch.zeros(1, dtype=torch.long, device="cuda")
+    graphed = GraphedDecodeStep(lambda t, p: model.decode(t, p, caches[1]))
+    for i in range(8):
+        tok.fill_(i + 3)
+        pos.fill_(9 + i)
+        with programmatic_launch(False):
+            want = model.decode(tok, pos, caches[0]).float()
+        got = graphed(tok, pos).float()
+        assert float((got - want).norm() / want.norm()) < 1e-2, f"step {i}"
+
+
 @pytest.mark.parametrize(
     "scheme,a8,one_launch,batch,half2",
     [

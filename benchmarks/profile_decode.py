@@ -12,7 +12,8 @@ same for the three-kernel and the one-launch decode attention (trico.engine.fuse
 and `--prologues on,off,norm,silu` for RMSNorm and the SiLU gate inside the projections (both,
 neither, only one) vs as kernels of their own (trico/kernels/prologue.py), and `--word-gemv lean,old`
 for the one-row word GEMV's loop (trico.kernels.gemv.LEAN_LOOP), `--half2 on,off` for the f16x2 GEMV
-of one-row 4- and 2-bit layers (trico.kernels.dispatch.HALF2_GEMV).
+of one-row 4- and 2-bit layers (trico.kernels.dispatch.HALF2_GEMV), `--split-programs 256,512,1024`
+for the grid size the one-row GEMVs' split-K aims for (trico.kernels.dispatch.SPLIT_K_PROGRAMS).
 
 Example (on the GPU machine):
     python benchmarks/profile_decode.py --model llama-2-7b --formats bf16,int8,int4-g128,tern2 \
@@ -87,9 +88,12 @@ def profile_format(
     prologues: str = "on",
     lean: bool = True,
     half2: bool = True,
+    split_programs: int = 0,
 ) -> dict:
     """Kernels of `steps` graph-replayed decode steps of one weight format under one launch setting."""
     on, early = PDL_MODES[pdl_mode]
+    saved_programs = dispatch.SPLIT_K_PROGRAMS
+    dispatch.SPLIT_K_PROGRAMS = split_programs or saved_programs
     saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV
     pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION = early, one_launch
     prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV = PROLOGUE_MODES[prologues], lean, half2
@@ -100,6 +104,7 @@ def profile_format(
         pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV = (
             saved
         )
+        split_programs, dispatch.SPLIT_K_PROGRAMS = dispatch.SPLIT_K_PROGRAMS, saved_programs
     return {
         **row,
         "pdl": on,
@@ -108,6 +113,7 @@ def profile_format(
         "prologues": prologues,
         "word_gemv": "lean" if lean else "old",
         "half2": half2,
+        "split_programs": split_programs,
     }
 
 
@@ -202,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         "--word-gemv", default="lean", help="comma-separated: lean (gemv.LEAN_LOOP), old (the loop before it)"
     )
     p.add_argument("--half2", default="on", help="comma-separated: on (dispatch.HALF2_GEMV), off")
+    p.add_argument(
+        "--split-programs",
+        default="0",
+        help="comma-separated: programs a one-row GEMV's split-K aims for (dispatch.SPLIT_K_PROGRAMS; 0: its default)",
+    )
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -217,10 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     half2s = [v for v in args.half2.split(",") if v]
     bad += [v for v in prologues if v not in PROLOGUE_MODES] + [v for v in loops if v not in ("lean", "old")]
     bad += [v for v in half2s if v not in ("on", "off")]
+    programs = [v for v in args.split_programs.split(",") if v]
+    bad += [v for v in programs if not v.isdigit()]
     if bad:
-        p.error(f"unknown --pdl/--attention/--prologues/--word-gemv/--half2 value(s): {', '.join(bad)}")
+        p.error(
+            f"unknown --pdl/--attention/--prologues/--word-gemv/--half2/--split-programs value(s): {', '.join(bad)}"
+        )
     cases = [
-        (f, m, a, pro, loop, h2)
+        (f, m, a, pro, loop, h2, int(sp))
         for f in args.formats.split(",")
         if f
         for a in attentions
@@ -228,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         for pro in prologues
         for loop in loops
         for h2 in half2s
+        for sp in programs
     ]
-    for fmt, mode, attention, pro, loop, h2 in cases:
+    for fmt, mode, attention, pro, loop, h2, sp in cases:
         r = profile_format(
             model,
             fmt,
@@ -242,10 +258,12 @@ def main(argv: list[str] | None = None) -> int:
             pro,
             loop == "lean",
             h2 == "on",
+            sp,
         )
         rows.append(r)
         print(
-            f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention} prologues {pro} word-gemv {loop} half2 {h2}: "
+            f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention} prologues {pro} word-gemv {loop} half2 {h2} "
+            f"split-programs {r['split_programs']}: "
             f"wall {r['wall_us_per_step']:.0f} us/step, kernels "
             f"{r['kernel_us_per_step']:.0f} us in {r['kernels_per_step']:.0f} launches, idle {r['idle_us_per_step']:.0f} us"
         )

@@ -159,7 +159,11 @@ def prologue_fits(prologue: Prologue | None, pw: qk.PackedWeight, x: torch.Tenso
 
 
 SPLIT_K_PROGRAMS = 512
-"""Programs a one-row GEMV's split-K aims for (4 per SM of an H100/H200; both sweeps agree)."""
+"""Programs a one-row GEMV's split-K aims for (4 per SM of an H100/H200; both sweeps agree).
+
+In the graphed Llama-2-7B batch-1 step 256 and 1024 were slower for int4-g128, tern2 and int8
+(benchmarks/results/experiments/profile-split-programs-b1-h200.json, `profile_decode.py --split-programs`).
+"""
 
 
 def split_to_fill(tiles: int, words: int, min_words: int) -> int:

@@ -151,7 +151,7 @@ def run_case(
         if grows:
             out["gemv_ms"], out["gemv_cfg"] = grows[0]["ms"], grows[0]["cfg"]
             out["gemv_rel_err"] = rel(gw.gemv_words(xs[0], pws[0], gw.GemvWordConfig(*grows[0]["cfg"])))
-    if m == 1 and "half2" in families and gh.half2_supported(first):
+    if m <= gh.MAX_ROWS and "half2" in families and gh.half2_supported(first):
         hrows = sweep(gh.half2_candidates(first), gh.gemv_half2, "half2")
         out["half2_all"] = hrows[:8]
         if hrows:

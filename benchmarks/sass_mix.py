@@ -7,7 +7,7 @@ instructions per int8 code (3.79 after `gemv.LEAN_LOOP`), with two BAR.SYNCs per
 through shared memory): `docs/gpu-engine.md`, session of b9c375a. `--kernel half2` counts the f16x2
 GEMV (`gemv_half2.py`) instead.
 Usage: python benchmarks/sass_mix.py [--kernel word|half2] [--bits 8] [--block-n 32] [--block-w 64]
-[--warps 2] [--group 128]
+[--warps 2] [--group 128] [--rows 1|2|4 (half2)]
 """
 
 from __future__ import annotations
@@ -60,13 +60,18 @@ def compile_word_gemv(bits: int, block_n: int, block_w: int, warps: int, group: 
     return _compile(gemv._gemv_kernel, consts, warps)
 
 
-def compile_half2(bits: int, block_n: int, block_w: int, warps: int, group: int):  # noqa: ANN201 - CompiledKernel
-    """The f16x2 GEMV for sm_90 (symmetric codes, bf16 x), one scale per row (group 0) or per `group` codes."""
+def compile_half2(bits: int, block_n: int, block_w: int, warps: int, group: int, rows: int = 1):  # noqa: ANN201 - CompiledKernel
+    """The f16x2 GEMV for sm_90 (symmetric codes, bf16 x, `rows` rows of x: 1, 2 or 4), one scale per row
+    (group 0) or per `group` codes."""
     per_row = group == 0
     offset = 1 << (bits - 1) if bits == 4 else 1
     x_asm, x_cons = gemv_half2.x_pairs_asm(bits, False)
     dot_asm, dot_cons = gemv_half2.unit_dot_asm(bits, offset)
+    dot2_asm, dot2_cons = gemv_half2.unit_dot_asm(bits, offset, 2) if rows > 1 else ("", "")
     consts = {
+        "ROWS": rows,
+        "DOT2_ASM": dot2_asm,
+        "DOT2_CONS": dot2_cons,
         "BITS": bits,
         "OFFSET": float(offset),
         "PER_ROW": per_row,
@@ -157,12 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--old-loop", action="store_true", help="the loop before LEAN_LOOP (gemv.LEAN_LOOP = False)"
     )
+    p.add_argument("--rows", type=int, default=1, choices=[1, 2, 4], help="rows of x (f16x2 GEMV only)")
     args = p.parse_args(argv)
     if args.kernel == "half2" and args.bits == 8:
         p.error("the f16x2 GEMV reads 4- and 2-bit codes only")
     try:
         if args.kernel == "half2":
-            kernel = compile_half2(args.bits, args.block_n, args.block_w, args.warps, args.group)
+            kernel = compile_half2(args.bits, args.block_n, args.block_w, args.warps, args.group, args.rows)
         else:
             kernel = compile_word_gemv(
                 args.bits, args.block_n, args.block_w, args.warps, args.group, not args.old_loop
@@ -171,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, OSError, subprocess.CalledProcessError, RuntimeError) as e:
         print(f"sass_mix: could not compile for sm_90 here: {e}", file=sys.stderr)
         return 2
-    per_tile = args.block_n * args.block_w * (32 // args.bits) / (32 * args.warps)
+    # codes per thread and tile (times the rows of x each code meets: per code and row below)
+    per_tile = args.block_n * args.block_w * (32 // args.bits) / (32 * args.warps) * args.rows
     # the word GEMV: one FFMA per code, so how many tiles one pass of its loop takes; half2: one tile
     tiles = 1 if args.kernel == "half2" else max(1, round(mix["FFMA"] / per_tile))
     codes = per_tile * tiles

@@ -179,10 +179,11 @@ def test_half2_choice_is_near_the_best_swept_shape():
         assert case["half2_ms"] < case["dispatched_ms"]  # the kernel it replaced was slower everywhere
 
 
-def test_half2_choice_takes_only_one_row_of_symmetric_4_and_2_bit_codes(monkeypatch):
+def test_half2_choice_takes_a_few_rows_of_symmetric_4_and_2_bit_codes(monkeypatch):
     int4 = _packed("uint4", 64, 256, 64)
     assert dispatch.half2_choice(int4, 1, torch.bfloat16) is not None
-    assert dispatch.half2_choice(int4, 2, torch.bfloat16) is None
+    assert dispatch.half2_choice(int4, dispatch.HALF2_ROWS, torch.bfloat16) is not None
+    assert dispatch.half2_choice(int4, dispatch.HALF2_ROWS + 1, torch.bfloat16) is None
     assert dispatch.half2_choice(int4, 1, torch.float32) is None
     assert dispatch.half2_choice(_packed("uint4", 64, 256, 64, sym=False), 1, torch.bfloat16) is None  # mins
     assert dispatch.half2_choice(_packed("int8", 64, 256, 0), 1, torch.bfloat16) is None

@@ -31,14 +31,28 @@ CASES = [  # fmt, n, k, group (0 per tensor), symmetric
 )
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_gemv_half2_matches_the_product(fmt, n, k, group, sym, cfg, dtype):
+    _check_rows(fmt, n, k, group, sym, cfg, dtype, 1)
+
+
+@pytest.mark.parametrize("rows", [2, 3, 4])
+@pytest.mark.parametrize("fmt,n,k,group,sym", [CASES[0], CASES[2], CASES[5]])
+@pytest.mark.parametrize("cfg", [Half2Config(8, 4, 1), Half2Config(8, 4, 1, split_k=3)])
+def test_gemv_half2_rows_match_the_product(fmt, n, k, group, sym, cfg, rows):
+    """Up to four rows of x share each unpacked code; three run as four with the last row repeated, unstored."""
+    _check_rows(fmt, n, k, group, sym, cfg, torch.bfloat16, rows)
+
+
+def _check_rows(fmt, n, k, group, sym, cfg, dtype, rows):
     q, s, m = random_packed(fmt, n, k, group, sym, seed=n + k)
-    x = torch.randn(1, k, generator=torch.Generator().manual_seed(5)).to(dtype)
+    x = torch.randn(rows, k, generator=torch.Generator().manual_seed(5)).to(dtype)
     pw = pack_for_kernel(*_dev(q, s, m), fmt, group, k)
     assert half2_supported(pw, dtype)
-    res = torch.randn(1, n, generator=torch.Generator().manual_seed(6)).to(dtype)
+    res = torch.randn(rows, n, generator=torch.Generator().manual_seed(6)).to(dtype)
     got = gemv_half2(x.to(DEV), pw, cfg).cpu()
     want = qlinear_reference(x.double(), q, s, m, fmt, group, k)
-    assert got.dtype == dtype and got.shape == (1, n)
+    assert got.dtype == dtype and got.shape == (rows, n)
+    for r in range(rows):  # each row on its own scale
+        assert _rel(got[r], want[r]) < 1e-2, r
     assert _rel(got, want) < 1e-2
     with_res = gemv_half2(x.to(DEV), pw, cfg, residual=res.to(DEV)).cpu()
     assert _rel(with_res, res.float() + got.float()) < 1e-2
@@ -65,37 +79,51 @@ def test_x_pairs_asm_pairs_and_scales_x_exactly(bits, fp16):
             assert torch.equal(got.double(), want), (w, q)
 
 
-@pytest.mark.parametrize("bits,offset", [(4, 8), (4, 0), (2, 1), (2, 2)])
-def test_unit_dot_asm_is_the_fp16_sum_of_exact_products(bits, offset):
+@pytest.mark.parametrize(
+    "bits,offset,rows", [(4, 8, 1), (4, 0, 1), (2, 1, 1), (2, 2, 1), (4, 8, 2), (2, 1, 2)]
+)
+def test_unit_dot_asm_is_the_fp16_sum_of_exact_products(bits, offset, rows):
     """The PTX the GPU runs, emulated on every code value: (c - offset) * x exact, summed per fp16 lane
-    in the PTX's order, the two lanes added in fp32."""
+    in the PTX's order, the two lanes added in fp32; with two rows, each row's sum as if alone."""
     cpw = 32 // bits
     words_per_unit, planes = UNIT_CODES // cpw, cpw // 2
-    asm, constraints = unit_dot_asm(bits, offset)
-    assert constraints.count("r") == words_per_unit * (1 + planes)
+    asm, constraints = unit_dot_asm(bits, offset, rows)
+    assert constraints.count("r") == words_per_unit * (1 + rows * planes) and constraints.count("=f") == rows
     gen = torch.Generator().manual_seed(bits + offset)
     for trial in range(24):
         codes = torch.randint(0, 1 << bits, (words_per_unit, cpw), generator=gen)
         codes[0, : min(cpw, 1 << bits)] = torch.arange(min(cpw, 1 << bits))  # every value somewhere
         words = [sum(int(c) << (bits * i) for i, c in enumerate(row)) for row in codes]
         # x pairs as x_pairs_asm makes them: fp16 values (here: random ones, some products subnormal)
-        x = (torch.randn(words_per_unit, cpw, generator=gen) * (4.0 if trial % 2 else 0.01)).to(torch.float16)
+        xs = [
+            (torch.randn(words_per_unit, cpw, generator=gen) * (4.0 if trial % 2 else 0.01)).to(torch.float16)
+            for _ in range(rows)
+        ]
         pairs = []
-        for w in range(words_per_unit):
-            for q in range(planes):
-                lo, hi = x[w, q], x[w, q + planes]
-                pairs.append(int(lo.view(torch.int16)) & 0xFFFF | (int(hi.view(torch.int16)) & 0xFFFF) << 16)
-        (got,) = run_ptx(asm, [w & 0xFFFFFFFF for w in words] + pairs, 1)
-        lanes = [torch.tensor(0.0, dtype=torch.float16)] * 2
-        for w in range(words_per_unit):
-            for q in range(planes):
-                for h, j in enumerate((q, q + planes)):
-                    t = (codes[w, j].double() - offset) * 2**-9
-                    lanes[h] = (t * x[w, j].double() + lanes[h].double()).to(torch.float16)
-        want = float(lanes[0].float() + lanes[1].float())
-        assert f32_of(got) == want, (trial, f32_of(got), want)
-        exact = float(((codes.double() - offset) * x.double()).sum()) * 2**-9
-        assert (
-            abs(f32_of(got) - exact)
-            <= 2e-3 * float(((codes.double() - offset).abs() * x.double().abs()).sum()) * 2**-9 + 1e-7
-        )
+        for x in xs:
+            for w in range(words_per_unit):
+                for q in range(planes):
+                    lo, hi = x[w, q], x[w, q + planes]
+                    pairs.append(
+                        int(lo.view(torch.int16)) & 0xFFFF | (int(hi.view(torch.int16)) & 0xFFFF) << 16
+                    )
+        outs = run_ptx(asm, [w & 0xFFFFFFFF for w in words] + pairs, rows)
+        for got, x in zip(outs, xs):
+            _check_unit_sum(got, codes, x, offset, planes, words_per_unit, trial)
+
+
+def _check_unit_sum(got, codes, x, offset, planes, words_per_unit, trial):
+    """One row's unit sum: the sequential fp16 lane sums bit for bit, and close to the exact sum."""
+    lanes = [torch.tensor(0.0, dtype=torch.float16)] * 2
+    for w in range(words_per_unit):
+        for q in range(planes):
+            for h, j in enumerate((q, q + planes)):
+                t = (codes[w, j].double() - offset) * 2**-9
+                lanes[h] = (t * x[w, j].double() + lanes[h].double()).to(torch.float16)
+    want = float(lanes[0].float() + lanes[1].float())
+    assert f32_of(got) == want, (trial, f32_of(got), want)
+    exact = float(((codes.double() - offset) * x.double()).sum()) * 2**-9
+    assert (
+        abs(f32_of(got) - exact)
+        <= 2e-3 * float(((codes.double() - offset).abs() * x.double().abs()).sum()) * 2**-9 + 1e-7
+    )

@@ -17,7 +17,15 @@ from trico.kernels.gemv_a8 import (
     gemv_a8,
     new_quantized_x,
 )
-from trico.kernels.gemv_half2 import HALF2_BITS, Half2Config, gemv_half2, half2_fits, half2_supported
+from trico.kernels.gemv_half2 import (
+    HALF2_BITS,
+    MAX_ROWS,
+    Half2Config,
+    gemv_half2,
+    half2_aligned,
+    half2_fits,
+    half2_supported,
+)
 from trico.kernels.prologue import NORM, SILU, Prologue
 from trico.kernels.qgemm_tc import TC_BITS, TcConfig, tc_qmm, tc_supported
 
@@ -109,6 +117,9 @@ def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
     return GemvWordConfig(16, 64, 4, 1)
 
 
+HALF2_ROWS = 4
+"""Rows of x up to which the f16x2 GEMV serves a layer (above: the tensor-core kernel)."""
+
 HALF2_GEMV = True
 """Let one-row 4- and 2-bit layers take the f16x2 GEMV (False: the word GEMV / tensor-core kernel, for A/B runs)."""
 
@@ -123,7 +134,7 @@ def half2_choice(pw: qk.PackedWeight, m: int, dtype: torch.dtype) -> Half2Config
     loses on the others). It beat the kernels dispatched before it on all eight (tern2 1.16-1.69x,
     int4 1.37-1.72x).
     """
-    if not HALF2_GEMV or m != 1 or not half2_supported(pw, dtype):
+    if not HALF2_GEMV or m > MAX_ROWS or m > HALF2_ROWS or not half2_supported(pw, dtype):
         return None
     kw = pw.k * HALF2_BITS[pw.fmt] // 32
     block_n = 256 if pw.n > 4096 else 128
@@ -249,7 +260,7 @@ def qlinear_forward(
     # On the CPU the fused path (tests, under the interpreter) takes the same kernels as CUDA.
     fast = fused_path(x2) and a8 is None
     # the f16x2 GEMV reads x with 16-byte vector loads of its own: an offset view of x cannot take it
-    half2 = half2_choice(pw, m, x2.dtype) if fast and x2.data_ptr() % 16 == 0 else None
+    half2 = half2_choice(pw, m, x2.dtype) if fast and half2_aligned(x2) else None
     tc = tensor_core_choice(pw, m) if fast and half2 is None and m <= DECODE_MAX_ROWS else None
     words = word_gemv_choice(pw, m) if fast and half2 is None and tc is None else None
     if prologue is not None and not (words is not None and prologue_fits(prologue, pw, x2)):

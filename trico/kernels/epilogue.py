@@ -83,13 +83,13 @@ def _cdiv(a: int, b: int) -> int:
 def one_row_launch(
     x: torch.Tensor, n: int, words_per_row: int, block_n: int, block_w: int, split_k: int
 ) -> tuple[torch.Tensor, tuple[int, int], int, torch.Tensor, torch.Tensor]:
-    """Output y [1, n], grid, words per split and split-K workspace of a one-row GEMV whose programs
-    take block_n rows and whole steps of block_w words (splits may be fewer than asked once rounded)."""
+    """Output y [M, n] (M: x's rows), grid, words per split and split-K workspace of a GEMV whose programs
+    take block_n weight rows and whole steps of block_w words (splits may be fewer than asked once rounded)."""
     per_split = _cdiv(_cdiv(words_per_row, split_k), block_w) * block_w
     splits = _cdiv(words_per_row, per_split)
-    y = torch.empty(1, n, dtype=x.dtype, device=x.device)
+    y = torch.empty(x.shape[0], n, dtype=x.dtype, device=x.device)
     grid = (n // block_n, splits)
-    ws, cnt = split_workspace(x.device, n, grid[0]) if splits > 1 else (y, y)
+    ws, cnt = split_workspace(x.device, x.shape[0] * n, grid[0]) if splits > 1 else (y, y)
     return y, grid, per_split, ws, cnt
 
 

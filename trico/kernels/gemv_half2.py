@@ -88,18 +88,20 @@ def x_pairs_asm(bits: int, fp16: bool) -> tuple[str, str]:
     return "\n".join(lines), ",".join(["=r"] * planes + ["l"])
 
 
-def unit_dot_asm(bits: int, offset: int) -> tuple[str, str]:
-    """PTX of one unit's sum of (c - offset) * x * 2^-9 in fp32 (see the module docstring).
+def unit_dot_asm(bits: int, offset: int, rows: int = 1) -> tuple[str, str]:
+    """PTX of one unit's sums of (c - offset) * x * 2^-9 in fp32 for `rows` rows of x (see the module docstring).
 
-    Inputs: the unit's words $1..$W, then word w's x pairs at $(1 + W + w * P + q); output $0.
+    Each code pair is unpacked once and multiplied with every row's x pair. Outputs $0..$(rows - 1);
+    inputs: the unit's W words, then row r's pair q of word w at $(rows + W + (r * W + w) * P + q).
     """
     words, planes = UNIT_CODES // (32 // bits), 16 // bits
     direct = 10 // bits  # planes whose codes sit wholly in the mantissa bits of a half
     mask = (1 << bits) - 1
     exps = sorted({15 - bits * (q if q < direct else q - direct) for q in range(planes)})
+    accs = [f"acc{r}" for r in range(rows)]
     lines = [
-        "{ .reg .b32 t, s, acc, nb, "
-        + ", ".join(f"m{e}" for e in exps)
+        "{ .reg .b32 t, s, nb, "
+        + ", ".join(accs + [f"m{e}" for e in exps])
         + "; .reg .b16 l, h; .reg .f32 fl, fh;",
         f"mov.b32 nb, 0x{_f16_bits(-offset * 2.0**-9) * 0x10001:08X};",
     ]
@@ -107,16 +109,21 @@ def unit_dot_asm(bits: int, offset: int) -> tuple[str, str]:
     first = True
     for w in range(words):
         for q in range(planes):
-            src, pos = (f"${1 + w}", q) if q < direct else ("s", q - direct)
+            src, pos = (f"${rows + w}", q) if q < direct else ("s", q - direct)
             if q == direct:
-                lines.append(f"shr.u32 s, ${1 + w}, {bits * direct};")
+                lines.append(f"shr.u32 s, ${rows + w}, {bits * direct};")
             lines.append(f"and.b32 t, {src}, 0x{(mask << (bits * pos)) * 0x10001:08X};")
             lines.append(f"fma.rn.f16x2 t, t, m{15 - bits * pos}, nb;")
-            x = f"${1 + words + w * planes + q}"
-            lines.append(f"mul.rn.f16x2 acc, t, {x};" if first else f"fma.rn.f16x2 acc, t, {x}, acc;")
+            for r, acc in enumerate(accs):
+                x = f"${rows + words + (r * words + w) * planes + q}"
+                lines.append(
+                    f"mul.rn.f16x2 {acc}, t, {x};" if first else f"fma.rn.f16x2 {acc}, t, {x}, {acc};"
+                )
             first = False
-    lines.append("mov.b32 {l, h}, acc; cvt.f32.f16 fl, l; cvt.f32.f16 fh, h; add.f32 $0, fl, fh; }")
-    return "\n".join(lines), ",".join(["=f"] + ["r"] * (words + words * planes))
+    for r, acc in enumerate(accs):
+        lines.append(f"mov.b32 {{l, h}}, {acc}; cvt.f32.f16 fl, l; cvt.f32.f16 fh, h; add.f32 ${r}, fl, fh;")
+    lines.append("}")
+    return "\n".join(lines), ",".join(["=f"] * rows + ["r"] * (words + rows * words * planes))
 
 
 if triton is not None:
@@ -166,47 +173,119 @@ if triton is not None:
         return lo.to(tl.float16).to(tl.float32) + hi.to(tl.float16).to(tl.float32)
 
     @triton.jit
-    def _unit_dots(u, x_addr, ww, X_ASM: tl.constexpr, X_CONS: tl.constexpr, DOT_ASM: tl.constexpr,
-                   DOT_CONS: tl.constexpr, BITS: tl.constexpr):  # fmt: skip
-        """`unit_dot_asm` over a tile of words u [BN, BW]: [BN, BW / unit words] fp32 unit sums."""
-        addr = x_addr + ww.to(tl.int64) * (64 // BITS)
+    def _x_row4(addr, X_ASM: tl.constexpr, X_CONS: tl.constexpr):
+        """One row's x pairs for the int4 unit dot, in its input order (word-major), as [1, BW / 4] tensors."""
+        p0, p1, p2, p3 = tl.inline_asm_elementwise(X_ASM, X_CONS, [addr], dtype=(tl.int32,) * 4, is_pure=True,
+                                                   pack=1)  # fmt: skip
+        a0, a1, a2, a3 = _quarters(p0, 1)
+        b0, b1, b2, b3 = _quarters(p1, 1)
+        c0, c1, c2, c3 = _quarters(p2, 1)
+        d0, d1, d2, d3 = _quarters(p3, 1)
+        return (a0[None, :], b0[None, :], c0[None, :], d0[None, :], a1[None, :], b1[None, :], c1[None, :],
+                d1[None, :], a2[None, :], b2[None, :], c2[None, :], d2[None, :], a3[None, :], b3[None, :],
+                c3[None, :], d3[None, :])  # fmt: skip
+
+    @triton.jit
+    def _x_row2(addr, X_ASM: tl.constexpr, X_CONS: tl.constexpr):
+        """One row's x pairs for the 2-bit unit dot, in its input order (word-major), as [1, BW / 2] tensors."""
+        p0, p1, p2, p3, p4, p5, p6, p7 = tl.inline_asm_elementwise(X_ASM, X_CONS, [addr], dtype=(tl.int32,) * 8,
+                                                                   is_pure=True, pack=1)  # fmt: skip
+        a0, a1 = _halves(p0, 1)
+        b0, b1 = _halves(p1, 1)
+        c0, c1 = _halves(p2, 1)
+        d0, d1 = _halves(p3, 1)
+        e0, e1 = _halves(p4, 1)
+        f0, f1 = _halves(p5, 1)
+        g0, g1 = _halves(p6, 1)
+        h0, h1 = _halves(p7, 1)
+        return (a0[None, :], b0[None, :], c0[None, :], d0[None, :], e0[None, :], f0[None, :], g0[None, :],
+                h0[None, :], a1[None, :], b1[None, :], c1[None, :], d1[None, :], e1[None, :], f1[None, :],
+                g1[None, :], h1[None, :])  # fmt: skip
+
+    @triton.jit
+    def _x_row(addr, X_ASM: tl.constexpr, X_CONS: tl.constexpr, BITS: tl.constexpr):
+        """One row's 16 x-pair inputs of the unit dot."""
         if BITS == 4:
-            p0, p1, p2, p3 = tl.inline_asm_elementwise(
-                X_ASM, X_CONS, [addr], dtype=(tl.int32,) * 4, is_pure=True, pack=1
-            )
-            u0, u1, u2, u3 = _quarters(u, 2)
-            a0, a1, a2, a3 = _quarters(p0, 1)
-            b0, b1, b2, b3 = _quarters(p1, 1)
-            c0, c1, c2, c3 = _quarters(p2, 1)
-            d0, d1, d2, d3 = _quarters(p3, 1)
-            out = tl.inline_asm_elementwise(
-                DOT_ASM, DOT_CONS,
-                [u0, u1, u2, u3,
-                 a0[None, :], b0[None, :], c0[None, :], d0[None, :], a1[None, :], b1[None, :], c1[None, :], d1[None, :],
-                 a2[None, :], b2[None, :], c2[None, :], d2[None, :], a3[None, :], b3[None, :], c3[None, :], d3[None, :]],
-                dtype=tl.float32, is_pure=True, pack=1,
-            )  # fmt: skip
+            return _x_row4(addr, X_ASM, X_CONS)
         else:
-            p0, p1, p2, p3, p4, p5, p6, p7 = tl.inline_asm_elementwise(
-                X_ASM, X_CONS, [addr], dtype=(tl.int32,) * 8, is_pure=True, pack=1
-            )
+            return _x_row2(addr, X_ASM, X_CONS)
+
+    @triton.jit
+    def _words(u, BITS: tl.constexpr):
+        """The unit dot's word inputs: 4 int4 words or 2 words of 2-bit codes per unit, [BN, BW / unit words] each."""
+        if BITS == 4:
+            u0, u1, u2, u3 = _quarters(u, 2)
+        else:
             u0, u1 = _halves(u, 2)
-            a0, a1 = _halves(p0, 1)
-            b0, b1 = _halves(p1, 1)
-            c0, c1 = _halves(p2, 1)
-            d0, d1 = _halves(p3, 1)
-            e0, e1 = _halves(p4, 1)
-            f0, f1 = _halves(p5, 1)
-            g0, g1 = _halves(p6, 1)
-            h0, h1 = _halves(p7, 1)
-            out = tl.inline_asm_elementwise(
-                DOT_ASM, DOT_CONS,
-                [u0, u1,
-                 a0[None, :], b0[None, :], c0[None, :], d0[None, :], e0[None, :], f0[None, :], g0[None, :], h0[None, :],
-                 a1[None, :], b1[None, :], c1[None, :], d1[None, :], e1[None, :], f1[None, :], g1[None, :], h1[None, :]],
-                dtype=tl.float32, is_pure=True, pack=1,
-            )  # fmt: skip
+            u2, u3 = u0, u1  # unused
+        return u0, u1, u2, u3
+
+    @triton.jit
+    def _dot1(u, xr, DOT_ASM: tl.constexpr, DOT_CONS: tl.constexpr, BITS: tl.constexpr):
+        """`unit_dot_asm` for one row: u from `_words`, xr from `_x_row`."""
+        u0, u1, u2, u3 = u
+        x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 = xr
+        if BITS == 4:
+            out = tl.inline_asm_elementwise(DOT_ASM, DOT_CONS, [u0, u1, u2, u3, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15],
+                                            dtype=tl.float32, is_pure=True, pack=1)  # fmt: skip
+        else:
+            out = tl.inline_asm_elementwise(DOT_ASM, DOT_CONS, [u0, u1, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15],
+                                            dtype=tl.float32, is_pure=True, pack=1)  # fmt: skip
         return out
+
+    @triton.jit
+    def _dot2(u, xr, yr, DOT_ASM: tl.constexpr, DOT_CONS: tl.constexpr, BITS: tl.constexpr):
+        """`unit_dot_asm` for two rows: each code pair unpacked once, multiplied with both rows' x pairs."""
+        u0, u1, u2, u3 = u
+        x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 = xr
+        y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10, y11, y12, y13, y14, y15 = yr
+        if BITS == 4:
+            o0, o1 = tl.inline_asm_elementwise(DOT_ASM, DOT_CONS, [u0, u1, u2, u3, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10, y11, y12, y13, y14, y15],
+                                               dtype=(tl.float32, tl.float32), is_pure=True, pack=1)  # fmt: skip
+        else:
+            o0, o1 = tl.inline_asm_elementwise(DOT_ASM, DOT_CONS, [u0, u1, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10, y11, y12, y13, y14, y15],
+                                               dtype=(tl.float32, tl.float32), is_pure=True, pack=1)  # fmt: skip
+        return o0, o1
+
+    @triton.jit
+    def _unit_dots(u, x_addr, row_bytes, last_row, ww, X_ASM: tl.constexpr, X_CONS: tl.constexpr,
+                   DOT_ASM: tl.constexpr, DOT_CONS: tl.constexpr, DOT2_ASM: tl.constexpr, DOT2_CONS: tl.constexpr,
+                   BITS: tl.constexpr, ROWS: tl.constexpr):  # fmt: skip
+        """`unit_dot_asm` over a tile of words u [BN, BW] for ROWS rows of x (1, 2 or 4; rows past the last
+        repeat it): four [BN, BW / unit words] fp32 unit sums (the ones past ROWS are unused copies)."""
+        addr = x_addr + ww.to(tl.int64) * (64 // BITS)
+        words = _words(u, BITS)
+        if ROWS == 1:
+            o0 = _dot1(words, _x_row(addr, X_ASM, X_CONS, BITS), DOT_ASM, DOT_CONS, BITS)
+            o1, o2, o3 = o0, o0, o0
+        else:
+            r1 = tl.minimum(1, last_row).to(tl.int64) * row_bytes
+            o0, o1 = _dot2(words, _x_row(addr, X_ASM, X_CONS, BITS), _x_row(addr + r1, X_ASM, X_CONS, BITS),
+                           DOT2_ASM, DOT2_CONS, BITS)  # fmt: skip
+            if ROWS == 4:
+                r2 = tl.minimum(2, last_row).to(tl.int64) * row_bytes
+                r3 = tl.minimum(3, last_row).to(tl.int64) * row_bytes
+                o2, o3 = _dot2(words, _x_row(addr + r2, X_ASM, X_CONS, BITS),
+                               _x_row(addr + r3, X_ASM, X_CONS, BITS), DOT2_ASM, DOT2_CONS, BITS)  # fmt: skip
+            else:
+                o2, o3 = o0, o1
+        return o0, o1, o2, o3
+
+    @triton.jit
+    def _quad_sums(units, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, BITS: tl.constexpr):
+        """Unit sums [BN, BW / unit words] -> sums per 4-word quad [BN, BW / 4] (a 2-bit unit is 2 words)."""
+        if BITS == 4:
+            return units
+        else:
+            return tl.sum(tl.reshape(units, [BLOCK_N, BLOCK_W // 4, 2]), axis=2)
+
+    @triton.jit
+    def _row_result(acc, s_ptr, offs_n, stride_sn, PER_ROW: tl.constexpr):
+        """One x row's outputs [BN] from its accumulator (the per-row scale applied once here)."""
+        y = tl.sum(acc, axis=1) * OUT_SCALE
+        if PER_ROW:
+            y = y * tl.load(s_ptr + offs_n * stride_sn).to(tl.float32)
+        return y
 
     @triton.jit
     def _half2_kernel(
@@ -218,9 +297,11 @@ if triton is not None:
         ws_ptr,
         cnt_ptr,
         res_ptr,
+        M,
         N,
         KW,
         WORDS_PER_SPLIT,
+        stride_xm,
         stride_wn,
         stride_sn,
         BITS: tl.constexpr,
@@ -229,23 +310,29 @@ if triton is not None:
         QUADS_PER_GROUP: tl.constexpr,
         BLOCK_N: tl.constexpr,
         BLOCK_W: tl.constexpr,
+        ROWS: tl.constexpr,
         SPLIT_K: tl.constexpr,
         HAS_RES: tl.constexpr,
         X_ASM: tl.constexpr,
         X_CONS: tl.constexpr,
         DOT_ASM: tl.constexpr,
         DOT_CONS: tl.constexpr,
+        DOT2_ASM: tl.constexpr,
+        DOT2_CONS: tl.constexpr,
         PDL: tl.constexpr,
     ):
         # Launcher guarantees: N % BLOCK_N == 0, WORDS_PER_SPLIT a multiple of BLOCK_W (no masks), and
-        # scale groups of whole 4-word quads.
-        UNIT_WORDS: tl.constexpr = BITS  # 32 codes: 4 int4 words, 2 words of 2-bit codes
+        # scale groups of whole 4-word quads. ROWS (1, 2 or 4) rows of x share every unpacked code;
+        # rows from M to ROWS re-read the last row and are not stored.
         pid_n = tl.program_id(0)
         w_lo = tl.program_id(1) * WORDS_PER_SPLIT
         w_hi = tl.minimum(w_lo + WORDS_PER_SPLIT, KW)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         rows = w_ptr + offs_n[:, None] * stride_wn
-        acc = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
+        acc0 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
+        acc1 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
+        acc2 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
+        acc3 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
         # The next tile's words are requested before this one is multiplied; the last step re-reads
         # its own tile instead of masking. Weights are constants: the first tile may be requested
         # before waiting for the kernel that writes x.
@@ -257,23 +344,46 @@ if triton is not None:
             nxt = tl.minimum(w0 + BLOCK_W, w_hi - BLOCK_W)
             u_next = tl.load(rows + (nxt + tl.arange(0, BLOCK_W))[None, :])
             if DOT_ASM != "":
-                units = _unit_dots(u, x_addr, ww, X_ASM, X_CONS, DOT_ASM, DOT_CONS, BITS)
+                o0, o1, o2, o3 = _unit_dots(u, x_addr, stride_xm * 2, M - 1, ww, X_ASM, X_CONS, DOT_ASM, DOT_CONS,
+                                            DOT2_ASM, DOT2_CONS, BITS, ROWS)  # fmt: skip
             else:
-                units = _emulated_unit_dots(u, x_ptr, ww, BITS, OFFSET, BLOCK_N, BLOCK_W)
-            if UNIT_WORDS == 4:
-                quad = units
-            else:
-                quad = tl.sum(tl.reshape(units, [BLOCK_N, BLOCK_W // 4, 2]), axis=2)
+                o0 = _emulated_unit_dots(u, x_ptr, ww, BITS, OFFSET, BLOCK_N, BLOCK_W)
+                o1, o2, o3 = o0, o0, o0
+                if ROWS > 1:
+                    o1 = _emulated_unit_dots(u, x_ptr + tl.minimum(1, M - 1) * stride_xm, ww, BITS, OFFSET,
+                                             BLOCK_N, BLOCK_W)  # fmt: skip
+                if ROWS > 2:
+                    o2 = _emulated_unit_dots(u, x_ptr + tl.minimum(2, M - 1) * stride_xm, ww, BITS, OFFSET,
+                                             BLOCK_N, BLOCK_W)  # fmt: skip
+                    o3 = _emulated_unit_dots(u, x_ptr + tl.minimum(3, M - 1) * stride_xm, ww, BITS, OFFSET,
+                                             BLOCK_N, BLOCK_W)  # fmt: skip
             if PER_ROW:
-                acc += quad
+                scale = 1.0
             else:
                 unit = w0 // 4 + tl.arange(0, BLOCK_W // 4)
                 s = tl.load(s_ptr + offs_n[:, None] * stride_sn + (unit // QUADS_PER_GROUP)[None, :])
-                acc += quad * s.to(tl.float32)
-        y = tl.sum(acc, axis=1) * OUT_SCALE
-        if PER_ROW:
-            y = y * tl.load(s_ptr + offs_n * stride_sn).to(tl.float32)
-        store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs_n, offs_n < N, y, pid_n, SPLIT_K, HAS_RES)
+                scale = s.to(tl.float32)
+            acc0 += _quad_sums(o0, BLOCK_N, BLOCK_W, BITS) * scale
+            if ROWS > 1:
+                acc1 += _quad_sums(o1, BLOCK_N, BLOCK_W, BITS) * scale
+            if ROWS > 2:
+                acc2 += _quad_sums(o2, BLOCK_N, BLOCK_W, BITS) * scale
+                acc3 += _quad_sums(o3, BLOCK_N, BLOCK_W, BITS) * scale
+        y0 = _row_result(acc0, s_ptr, offs_n, stride_sn, PER_ROW)
+        if ROWS == 1:
+            store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs_n, offs_n < N, y0, pid_n, SPLIT_K, HAS_RES)
+        else:
+            y1 = _row_result(acc1, s_ptr, offs_n, stride_sn, PER_ROW)
+            if ROWS == 2:
+                y = tl.join(y0, y1)  # [BN, 2]: column r is row r
+            else:
+                y2 = _row_result(acc2, s_ptr, offs_n, stride_sn, PER_ROW)
+                y3 = _row_result(acc3, s_ptr, offs_n, stride_sn, PER_ROW)
+                y = tl.reshape(tl.join(tl.join(y0, y2), tl.join(y1, y3)), [BLOCK_N, 4])  # column r is row r
+            r = tl.arange(0, ROWS)
+            offs = offs_n[:, None] + (r * N)[None, :]
+            mask = (offs_n < N)[:, None] & (r < M)[None, :]
+            store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs, mask, y, pid_n, SPLIT_K, HAS_RES)
 
 
 @dataclass(frozen=True)
@@ -313,29 +423,43 @@ def half2_candidates(pw: PackedWeight) -> list[Half2Config]:
     return out
 
 
+def half2_aligned(x: torch.Tensor) -> bool:
+    """Whether every row of x [M, K] starts on a 16-byte boundary (x is read by 16-byte PTX loads)."""
+    return x.data_ptr() % 16 == 0 and (x.shape[0] == 1 or x.stride(0) * x.element_size() % 16 == 0)
+
+
+MAX_ROWS = 4
+"""Rows of x one launch takes (1, 2 or 4 at a time in the kernel; 3 runs as 4 with the last row repeated)."""
+
+
 def gemv_half2(
     x: torch.Tensor,
     pw: PackedWeight,
     config: Half2Config | None = None,
     residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """y [1, N] (+ residual) = x [1, K] @ W^T for a 4- or 2-bit word-packed weight, two codes per f16x2 FMA."""
+    """y [M, N] (+ residual) = x [M, K] @ W^T (M <= 4) for a 4- or 2-bit word-packed weight, two codes per f16x2 FMA."""
     assert triton is not None, "Triton is not installed"
     assert half2_supported(pw, x.dtype), f"the half2 GEMV does not take {pw.fmt} with K={pw.k} ({x.dtype})"
-    assert x.dim() == 2 and x.shape == (1, pw.k) and x.is_contiguous(), f"x must be [1, {pw.k}], contiguous"
-    assert x.data_ptr() % 16 == 0, (
-        "x must start on a 16-byte boundary (the kernel loads it 16 bytes at a time)"
+    m = x.shape[0] if x.dim() == 2 else 0
+    assert 1 <= m <= MAX_ROWS and x.shape[1] == pw.k and x.stride(1) == 1, (
+        f"x must be [M, {pw.k}] with M <= {MAX_ROWS}, dense rows"
     )
-    check_residual(residual, (1, pw.n), x.dtype)
+    assert half2_aligned(x), (
+        "x's rows must start on 16-byte boundaries (the kernel loads them 16 bytes at a time)"
+    )
+    check_residual(residual, (m, pw.n), x.dtype)
     config = config or half2_default_config(pw)
     assert half2_fits(pw, config), f"{config} does not tile {pw.fmt} [{pw.n}, {pw.k}]"
     bits = HALF2_BITS[pw.fmt]
     kw = pw.k * bits // 32
+    rows = 1 if m == 1 else 2 if m == 2 else 4
     y, grid, per_split, ws, cnt = one_row_launch(x, pw.n, kw, config.block_n, config.block_w, config.split_k)
     words = pw.units.view(torch.uint8).view(torch.int32)
     per_row = pw.scale_mode in (0, 1)
     x_asm, x_cons = ("", "") if INTERPRET else x_pairs_asm(bits, x.dtype == torch.float16)
     dot_asm, dot_cons = ("", "") if INTERPRET else unit_dot_asm(bits, pw.offset)
+    dot2_asm, dot2_cons = ("", "") if INTERPRET or rows == 1 else unit_dot_asm(bits, pw.offset, 2)
     _half2_kernel[grid](
         x,
         x.data_ptr(),
@@ -345,9 +469,11 @@ def gemv_half2(
         ws,
         cnt,
         residual if residual is not None else y,
+        m,
         pw.n,
         kw,
         per_split,
+        x.stride(0),
         words.stride(0),
         pw.stride_sn,
         BITS=bits,
@@ -356,12 +482,15 @@ def gemv_half2(
         QUADS_PER_GROUP=1 if per_row else pw.group_size // (4 * (32 // bits)),
         BLOCK_N=config.block_n,
         BLOCK_W=config.block_w,
+        ROWS=rows,
         SPLIT_K=grid[1],
         HAS_RES=residual is not None,
         X_ASM=x_asm,
         X_CONS=x_cons,
         DOT_ASM=dot_asm,
         DOT_CONS=dot_cons,
+        DOT2_ASM=dot2_asm,
+        DOT2_CONS=dot2_cons,
         num_warps=config.num_warps,
         **launch_kwargs(x),
     )

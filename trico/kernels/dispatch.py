@@ -117,8 +117,15 @@ def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
     return GemvWordConfig(16, 64, 4, 1)
 
 
-HALF2_ROWS = 4
-"""Rows of x up to which the f16x2 GEMV serves a layer (above: the tensor-core kernel)."""
+HALF2_ROWS = 2
+"""Rows of x up to which the f16x2 GEMV serves a layer (above: the tensor-core kernel).
+
+H200 sweep (benchmarks/results/half2-rows-sweep-h200.json, `gemv_variants.py --rows 2,4 --families
+half2,dispatched`, Llama-2-7B and Llama-3-8B shapes): at two rows its best shape beat the tensor-core
+kernel on all 12 cases (int4-g128 1.26-1.68x, tern2 1.26-1.61x); at four rows it lost on the wide
+int4 layers (12288 and 22016 rows: 0.90x, 0.83x) and on 5 of 6 tern2 layers (0.71-0.93x). Its own
+four-row code (two rows per unpacked code pair, twice) stays for such sweeps.
+"""
 
 HALF2_GEMV = True
 """Let one-row 4- and 2-bit layers take the f16x2 GEMV (False: the word GEMV / tensor-core kernel, for A/B runs)."""
@@ -132,18 +139,24 @@ def half2_choice(pw: qk.PackedWeight, m: int, dtype: torch.dtype) -> Half2Config
     until the grid holds about SPLIT_K_PROGRAMS programs (one step per split at least). Within 1% of
     the best swept shape on 7 of the 8 cases; tern2 4096x11008 0.84 (its best splits K 32 ways, which
     loses on the others). It beat the kernels dispatched before it on all eight (tern2 1.16-1.69x,
-    int4 1.37-1.72x).
+    int4 1.37-1.72x). Two rows (benchmarks/results/half2-rows-sweep-h200.json): 256-row tiles, 32-word
+    steps for 4-bit codes and 16 for 2-bit, K split to half as many programs; the best swept shape on
+    9 of 12 cases, 0.96 on int4 12288x4096, 0.90 on int4 22016x4096, 0.94 on tern2 22016x4096.
     """
-    if not HALF2_GEMV or m > MAX_ROWS or m > HALF2_ROWS or not half2_supported(pw, dtype):
+    if not HALF2_GEMV or m > min(MAX_ROWS, HALF2_ROWS) or not half2_supported(pw, dtype):
         return None
-    kw = pw.k * HALF2_BITS[pw.fmt] // 32
-    block_n = 256 if pw.n > 4096 else 128
+    bits = HALF2_BITS[pw.fmt]
+    kw = pw.k * bits // 32
+    block_n = 256 if pw.n > 4096 or m > 1 else 128
     while pw.n % block_n and block_n > 8:
         block_n //= 2
-    block_w = 32
+    block_w = 32 if m == 1 or bits == 4 else 16
     while kw % block_w and block_w > 4:
         block_w //= 2
-    cfg = Half2Config(block_n, block_w, 4, split_to_fill(pw.n // block_n, kw, min_words=block_w))
+    programs = SPLIT_K_PROGRAMS if m == 1 else SPLIT_K_PROGRAMS // 2
+    cfg = Half2Config(
+        block_n, block_w, 4, split_to_fill(pw.n // block_n, kw, min_words=block_w, programs=programs)
+    )
     return cfg if half2_fits(pw, cfg) else None
 
 
@@ -177,11 +190,12 @@ In the graphed Llama-2-7B batch-1 step 256 and 1024 were slower for int4-g128, t
 """
 
 
-def split_to_fill(tiles: int, words: int, min_words: int) -> int:
-    """Split-K factor (power of two, <= 16) filling the grid of `tiles` row tiles up to SPLIT_K_PROGRAMS,
-    keeping at least `min_words` of a row's `words` per split."""
+def split_to_fill(tiles: int, words: int, min_words: int, programs: int | None = None) -> int:
+    """Split-K factor (power of two, <= 16) filling the grid of `tiles` row tiles up to `programs`
+    (SPLIT_K_PROGRAMS), keeping at least `min_words` of a row's `words` per split."""
+    programs = programs or SPLIT_K_PROGRAMS
     split = 1
-    while tiles * split * 2 <= SPLIT_K_PROGRAMS and split * 2 <= 16 and words // (split * 2) >= min_words:
+    while tiles * split * 2 <= programs and split * 2 <= 16 and words // (split * 2) >= min_words:
         split *= 2
     return split
 

@@ -49,6 +49,8 @@ def kernel_name(pw, rows: int, on_cuda: bool) -> str:  # noqa: ANN001 - a Packed
         return "dequantize+matmul"
     if not on_cuda:
         return "qmm"
+    if dispatch.half2_choice(pw, rows, torch.bfloat16) is not None:  # x here is bf16 and aligned
+        return "f16x2-gemv"
     if dispatch.tensor_core_choice(pw, rows) is not None:
         return "tensor-core"
     if dispatch.word_gemv_choice(pw, rows) is not None:

@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.kernel} {args.bits}-bit, {args.block_n}x{args.block_w} words, {args.warps} warps, group {args.group or 'row'}: "
         f"loop {total} instructions for {codes:.0f} codes per thread ({tiles} tiles) = {total / codes:.2f} per code"
+        + (f" and row of x ({args.rows} rows)" if args.rows > 1 else "")
     )
     for op, n in mix.most_common():
         print(f"  {n:5d}  {op}")

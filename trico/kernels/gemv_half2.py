@@ -1,4 +1,4 @@
-"""One-row GEMV for 4- and 2-bit weights in packed half-precision math: two weights per instruction.
+"""GEMV of one to four rows for 4- and 2-bit weights in packed half-precision math: two weights per instruction.
 
 The word GEMV (`gemv.py`) spends a shift, a LOP3 and an fp32 FMA per weight, and Triton moves each
 x column through shared memory to the layout of the weight tile (sm_90 SASS: ~5.2 instructions per
@@ -9,6 +9,9 @@ subnormal, c * 2^(shift - 24), exactly. So per two codes:
     t = u & (MASK << B*q in both halves)                 one LOP3, no magic constant to OR in
     t = t * 2^(15 - B*q) - offset * 2^-9                 one HFMA2: (c - offset) * 2^-9, exact
     acc = t * x2 + acc                                   one HFMA2: the products are exact
+
+With two rows of x the unpacked t meets both rows' pairs (one more HFMA2 per pair), so unpacking is paid
+once for both; four rows run that twice (dispatch sends only up to two rows here: `dispatch.HALF2_ROWS`).
 
 Codes above bit 10 of a half are shifted down first (one shift per word). x2 holds the pair
 (x[q], x[q + CPW/2]) as fp16 (exact for bf16 x between 2^-14 and 65504 in magnitude: bf16 has fewer

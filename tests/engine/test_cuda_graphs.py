@@ -5,6 +5,7 @@ function, the fast path is a no-op on CPU, the benchmark writes BENCH.md fields)
 run on the device machine.
 """
 
+import contextlib
 import os
 
 import pytest
@@ -106,25 +107,34 @@ def test_benchmark_cpu_smoke_has_bench_fields():
     assert dec[1]["bytes_per_step"] < dec[0]["bytes_per_step"]  # packed weights move fewer bytes
 
 
-@cuda
-def test_graph_replay_matches_eager_step_on_gpu():
+def _replay_matches_eager(
+    model, cfg, batch: int, max_len: int, steps: int, eager_context=contextlib.nullcontext
+):
+    """Prefill two caches alike, then teacher-force `steps` tokens: the graph replay's logits match the
+    eager step's (run inside `eager_context`)."""
     from trico.engine.cuda_graphs import GraphedDecodeStep
 
-    cfg = tiny_config(head_dim=32, n_heads=4, dim=128)
-    model = fuse_model_(build_model(cfg, dtype=torch.bfloat16, device="cuda"))
-    caches = [StaticKVCache(cfg, 2, 48, torch.bfloat16, "cuda") for _ in range(2)]
-    prompt = torch.randint(0, 256, (2, 9), generator=torch.Generator().manual_seed(0)).cuda()
+    caches = [StaticKVCache(cfg, batch, max_len, torch.bfloat16, "cuda") for _ in range(2)]
+    prompt = torch.randint(0, 256, (batch, 9), generator=torch.Generator().manual_seed(0)).cuda()
     for c in caches:
         model.prefill(prompt, torch.arange(9, device="cuda"), c)
-    tok = torch.zeros(2, 1, dtype=torch.long, device="cuda")
+    tok = torch.zeros(batch, 1, dtype=torch.long, device="cuda")
     pos = torch.zeros(1, dtype=torch.long, device="cuda")
     graphed = GraphedDecodeStep(lambda t, p: model.decode(t, p, caches[1]))
-    for i in range(6):  # teacher-forced: both paths see the same tokens, logits must agree
+    for i in range(steps):  # both paths see the same tokens
         tok.fill_(i + 3)
         pos.fill_(9 + i)
-        eager = model.decode(tok, pos, caches[0]).float()
-        replay = graphed(tok, pos).float()
-        assert float((replay - eager).norm() / eager.norm()) < 1e-2
+        with eager_context():
+            want = model.decode(tok, pos, caches[0]).float()
+        got = graphed(tok, pos).float()
+        assert float((got - want).norm() / want.norm()) < 1e-2, f"step {i}"
+
+
+@cuda
+def test_graph_replay_matches_eager_step_on_gpu():
+    cfg = tiny_config(head_dim=32, n_heads=4, dim=128)
+    model = fuse_model_(build_model(cfg, dtype=torch.bfloat16, device="cuda"))
+    _replay_matches_eager(model, cfg, batch=2, max_len=48, steps=6)
 
 
 @cuda
@@ -134,7 +144,6 @@ def test_graph_replay_matches_eager_step_on_gpu():
 def test_graph_replay_under_each_pdl_trigger_matches_the_unlaunched_step(mode, scheme, monkeypatch):
     """Batch 1 (the one-row kernels): a graph captured with each trigger mode of programmatic dependent
     launch gives, step after step, the logits of the same model run eagerly without PDL."""
-    from trico.engine.cuda_graphs import GraphedDecodeStep
     from trico.kernels import pdl, programmatic_launch
     from trico.quant.api import quantize
 
@@ -146,20 +155,9 @@ def test_graph_replay_under_each_pdl_trigger_matches_the_unlaunched_step(mode, s
     if scheme:
         quantize(model, scheme, progress=False)
     fuse_model_(model)
-    caches = [StaticKVCache(cfg, 1, 64, torch.bfloat16, "cuda") for _ in range(2)]
-    prompt = torch.randint(0, 256, (1, 9), generator=torch.Generator().manual_seed(0)).cuda()
-    for c in caches:
-        model.prefill(prompt, torch.arange(9, device="cuda"), c)
-    tok = torch.zeros(1, 1, dtype=torch.long, device="cuda")
-    pos = torch.zeros(1, dtype=torch.long, device="cuda")
-    graphed = GraphedDecodeStep(lambda t, p: model.decode(t, p, caches[1]))
-    for i in range(8):
-        tok.fill_(i + 3)
-        pos.fill_(9 + i)
-        with programmatic_launch(False):
-            want = model.decode(tok, pos, caches[0]).float()
-        got = graphed(tok, pos).float()
-        assert float((got - want).norm() / want.norm()) < 1e-2, f"step {i}"
+    _replay_matches_eager(
+        model, cfg, batch=1, max_len=64, steps=8, eager_context=lambda: programmatic_launch(False)
+    )
 
 
 @pytest.mark.parametrize(

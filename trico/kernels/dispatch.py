@@ -128,7 +128,7 @@ four-row code (two rows per unpacked code pair, twice) stays for such sweeps.
 """
 
 HALF2_GEMV = True
-"""Let one-row 4- and 2-bit layers take the f16x2 GEMV (False: the word GEMV / tensor-core kernel, for A/B runs)."""
+"""Let 4- and 2-bit layers of one or two rows take the f16x2 GEMV (False: the word GEMV / tensor-core kernel, for A/B runs)."""
 
 
 def half2_choice(pw: qk.PackedWeight, m: int, dtype: torch.dtype) -> Half2Config | None:

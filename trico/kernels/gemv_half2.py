@@ -229,11 +229,21 @@ if triton is not None:
         u0, u1, u2, u3 = u
         x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 = xr
         if BITS == 4:
-            out = tl.inline_asm_elementwise(DOT_ASM, DOT_CONS, [u0, u1, u2, u3, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15],
-                                            dtype=tl.float32, is_pure=True, pack=1)  # fmt: skip
+            out = tl.inline_asm_elementwise(
+                DOT_ASM, DOT_CONS,
+                [u0, u1, u2, u3,
+                 x0, x1, x2, x3, x4, x5, x6, x7,
+                 x8, x9, x10, x11, x12, x13, x14, x15],
+                dtype=tl.float32, is_pure=True, pack=1,
+            )  # fmt: skip
         else:
-            out = tl.inline_asm_elementwise(DOT_ASM, DOT_CONS, [u0, u1, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15],
-                                            dtype=tl.float32, is_pure=True, pack=1)  # fmt: skip
+            out = tl.inline_asm_elementwise(
+                DOT_ASM, DOT_CONS,
+                [u0, u1,
+                 x0, x1, x2, x3, x4, x5, x6, x7,
+                 x8, x9, x10, x11, x12, x13, x14, x15],
+                dtype=tl.float32, is_pure=True, pack=1,
+            )  # fmt: skip
         return out
 
     @triton.jit
@@ -243,11 +253,25 @@ if triton is not None:
         x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 = xr
         y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10, y11, y12, y13, y14, y15 = yr
         if BITS == 4:
-            o0, o1 = tl.inline_asm_elementwise(DOT_ASM, DOT_CONS, [u0, u1, u2, u3, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10, y11, y12, y13, y14, y15],
-                                               dtype=(tl.float32, tl.float32), is_pure=True, pack=1)  # fmt: skip
+            o0, o1 = tl.inline_asm_elementwise(
+                DOT_ASM, DOT_CONS,
+                [u0, u1, u2, u3,
+                 x0, x1, x2, x3, x4, x5, x6, x7,
+                 x8, x9, x10, x11, x12, x13, x14, x15,
+                 y0, y1, y2, y3, y4, y5, y6, y7,
+                 y8, y9, y10, y11, y12, y13, y14, y15],
+                dtype=(tl.float32,) * 2, is_pure=True, pack=1,
+            )  # fmt: skip
         else:
-            o0, o1 = tl.inline_asm_elementwise(DOT_ASM, DOT_CONS, [u0, u1, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10, y11, y12, y13, y14, y15],
-                                               dtype=(tl.float32, tl.float32), is_pure=True, pack=1)  # fmt: skip
+            o0, o1 = tl.inline_asm_elementwise(
+                DOT_ASM, DOT_CONS,
+                [u0, u1,
+                 x0, x1, x2, x3, x4, x5, x6, x7,
+                 x8, x9, x10, x11, x12, x13, x14, x15,
+                 y0, y1, y2, y3, y4, y5, y6, y7,
+                 y8, y9, y10, y11, y12, y13, y14, y15],
+                dtype=(tl.float32,) * 2, is_pure=True, pack=1,
+            )  # fmt: skip
         return o0, o1
 
     @triton.jit

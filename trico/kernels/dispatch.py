@@ -122,8 +122,8 @@ HALF2_ROWS = 2
 
 H200 sweep (benchmarks/results/half2-rows-sweep-h200.json, `gemv_variants.py --rows 2,4 --families
 half2,dispatched`, Llama-2-7B and Llama-3-8B shapes): at two rows its best shape beat the tensor-core
-kernel on all 12 cases (int4-g128 1.26-1.68x, tern2 1.26-1.61x); at four rows it lost on the wide
-int4 layers (12288 and 22016 rows: 0.90x, 0.83x) and on 5 of 6 tern2 layers (0.71-0.93x). Its own
+kernel on all 12 cases (int4-g128 1.30-1.68x, tern2 1.25-1.62x); at four rows it lost on the wide
+int4 layers (12288 and 22016 rows: 0.90x, 0.83x) and on all 6 tern2 layers (0.68-0.93x). Its own
 four-row code (two rows per unpacked code pair, twice) stays for such sweeps.
 """
 

@@ -13,7 +13,8 @@ and `--prologues on,off,norm,silu` for RMSNorm and the SiLU gate inside the proj
 neither, only one) vs as kernels of their own (trico/kernels/prologue.py), and `--word-gemv lean,old`
 for the one-row word GEMV's loop (trico.kernels.gemv.LEAN_LOOP), `--half2 on,off` for the f16x2 GEMV
 of one-row 4- and 2-bit layers (trico.kernels.dispatch.HALF2_GEMV), `--split-programs 256,512,1024`
-for the grid size the one-row GEMVs' split-K aims for (trico.kernels.dispatch.SPLIT_K_PROGRAMS).
+for the grid size the one-row GEMVs' split-K aims for (trico.kernels.dispatch.SPLIT_K_PROGRAMS), and
+`--argmax kernel,torch` for the greedy token's argmax (trico.kernels.argmax.KERNEL).
 
 Example (on the GPU machine):
     python benchmarks/profile_decode.py --model llama-2-7b --formats bf16,int8,int4-g128,tern2 \
@@ -47,6 +48,7 @@ from trico.engine.generator import Generator  # noqa: E402
 from trico.engine.kv_cache import StaticKVCache  # noqa: E402
 from trico.engine.sampler import Sampler  # noqa: E402
 from trico.kernels import (  # noqa: E402
+    argmax,
     dispatch,
     fused_prologues,
     gemv,
@@ -89,11 +91,12 @@ def profile_format(
     lean: bool = True,
     half2: bool = True,
     split_programs: int = 0,
+    argmax_kernel: bool = True,
 ) -> dict:
     """Kernels of `steps` graph-replayed decode steps of one weight format under one launch setting."""
     on, early = PDL_MODES[pdl_mode]
-    saved_programs = dispatch.SPLIT_K_PROGRAMS
-    dispatch.SPLIT_K_PROGRAMS = split_programs or saved_programs
+    saved_programs, saved_argmax = dispatch.SPLIT_K_PROGRAMS, argmax.KERNEL
+    dispatch.SPLIT_K_PROGRAMS, argmax.KERNEL = split_programs or saved_programs, argmax_kernel
     saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV
     pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION = early, one_launch
     prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV = PROLOGUE_MODES[prologues], lean, half2
@@ -105,6 +108,7 @@ def profile_format(
             saved
         )
         split_programs, dispatch.SPLIT_K_PROGRAMS = dispatch.SPLIT_K_PROGRAMS, saved_programs
+        argmax.KERNEL = saved_argmax
     return {
         **row,
         "pdl": on,
@@ -114,6 +118,7 @@ def profile_format(
         "word_gemv": "lean" if lean else "old",
         "half2": half2,
         "split_programs": split_programs,
+        "argmax": "kernel" if argmax_kernel else "torch",
     }
 
 
@@ -213,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         default="0",
         help="comma-separated: programs a one-row GEMV's split-K aims for (dispatch.SPLIT_K_PROGRAMS; 0: its default)",
     )
+    p.add_argument("--argmax", default="kernel", help="comma-separated: kernel (argmax.KERNEL), torch")
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -230,12 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     bad += [v for v in half2s if v not in ("on", "off")]
     programs = [v for v in args.split_programs.split(",") if v]
     bad += [v for v in programs if not v.isdigit()]
+    argmaxes = [v for v in args.argmax.split(",") if v]
+    bad += [v for v in argmaxes if v not in ("kernel", "torch")]
     if bad:
         p.error(
-            f"unknown --pdl/--attention/--prologues/--word-gemv/--half2/--split-programs value(s): {', '.join(bad)}"
+            f"unknown --pdl/--attention/--prologues/--word-gemv/--half2/--split-programs/--argmax value(s): {', '.join(bad)}"
         )
     cases = [
-        (f, m, a, pro, loop, h2, int(sp))
+        (f, m, a, pro, loop, h2, int(sp), am)
         for f in args.formats.split(",")
         if f
         for a in attentions
@@ -244,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         for loop in loops
         for h2 in half2s
         for sp in programs
+        for am in argmaxes
     ]
-    for fmt, mode, attention, pro, loop, h2, sp in cases:
+    for fmt, mode, attention, pro, loop, h2, sp, am in cases:
         r = profile_format(
             model,
             fmt,
@@ -259,11 +268,12 @@ def main(argv: list[str] | None = None) -> int:
             loop == "lean",
             h2 == "on",
             sp,
+            am == "kernel",
         )
         rows.append(r)
         print(
             f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention} prologues {pro} word-gemv {loop} half2 {h2} "
-            f"split-programs {r['split_programs']}: "
+            f"split-programs {r['split_programs']} argmax {r['argmax']}: "
             f"wall {r['wall_us_per_step']:.0f} us/step, kernels "
             f"{r['kernel_us_per_step']:.0f} us in {r['kernels_per_step']:.0f} launches, idle {r['idle_us_per_step']:.0f} us"
         )

@@ -1,4 +1,7 @@
-"""Token sampling on the device: greedy, temperature, top-k, top-p, seeded; no host synchronisation."""
+"""Token sampling on the device: greedy, temperature, top-k, top-p, seeded; no host synchronisation.
+
+The final argmax runs as one Triton kernel on the fused (CUDA) path (trico/kernels/argmax.py), torch's elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -67,9 +70,11 @@ class Sampler:
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         """Next token ids [B] for logits [B, vocab]."""
+        from trico.kernels.argmax import greedy_tokens
+
         if self.params.greedy:
-            return logits.argmax(dim=-1)
+            return greedy_tokens(logits)
         probs = self.filtered_logits(logits).softmax(-1)
         # Exponential-race sampling: argmax(p / E) with E ~ Exp(1) draws from p without a multinomial sync.
         noise = torch.empty_like(probs).exponential_(1.0, generator=self.generator)
-        return (probs / noise).argmax(dim=-1)
+        return greedy_tokens(probs / noise)

@@ -54,4 +54,6 @@ def test_greedy_tokens_takes_the_kernel_only_on_the_fused_path(monkeypatch):
     with fused_on_cpu():
         assert torch.equal(argmax.greedy_tokens(logits), logits.argmax(-1)) and len(calls) == 1
         argmax.greedy_tokens(torch.randn(2, 3, 100))  # not [B, V]: torch
+        monkeypatch.setattr(argmax, "KERNEL", False)
+        assert torch.equal(argmax.greedy_tokens(logits), logits.argmax(-1))  # switched off: torch
     assert len(calls) == 1

@@ -70,7 +70,8 @@ def argmax_rows(logits: torch.Tensor) -> torch.Tensor:
 def greedy_tokens(logits: torch.Tensor) -> torch.Tensor:
     """argmax over the last dimension: the kernel on the fused path for 2-D logits, torch elsewhere."""
     if (
-        triton is None
+        not KERNEL
+        or triton is None
         or logits.dim() != 2
         or logits.stride(1) != 1
         or not fused_path(logits)

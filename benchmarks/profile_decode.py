@@ -14,7 +14,8 @@ neither, only one) vs as kernels of their own (trico/kernels/prologue.py), and `
 for the one-row word GEMV's loop (trico.kernels.gemv.LEAN_LOOP), `--half2 on,off` for the f16x2 GEMV
 of one-row 4- and 2-bit layers (trico.kernels.dispatch.HALF2_GEMV), `--split-programs 256,512,1024`
 for the grid size the one-row GEMVs' split-K aims for (trico.kernels.dispatch.SPLIT_K_PROGRAMS), and
-`--argmax kernel,torch` for the greedy token's argmax (trico.kernels.argmax.KERNEL).
+`--argmax kernel,torch` for the greedy token's argmax (trico.kernels.argmax.KERNEL), and `--gate-epilogue
+on,off` for the SiLU gate written by the gate/up projection's kernel (trico.kernels.dispatch.GATE_EPILOGUE).
 
 Example (on the GPU machine):
     python benchmarks/profile_decode.py --model llama-2-7b --formats bf16,int8,int4-g128,tern2 \
@@ -92,11 +93,17 @@ def profile_format(
     half2: bool = True,
     split_programs: int = 0,
     argmax_kernel: bool = True,
+    gate_epilogue: bool = True,
 ) -> dict:
     """Kernels of `steps` graph-replayed decode steps of one weight format under one launch setting."""
     on, early = PDL_MODES[pdl_mode]
-    saved_programs, saved_argmax = dispatch.SPLIT_K_PROGRAMS, argmax.KERNEL
+    saved_programs, saved_argmax, saved_gate = (
+        dispatch.SPLIT_K_PROGRAMS,
+        argmax.KERNEL,
+        dispatch.GATE_EPILOGUE,
+    )
     dispatch.SPLIT_K_PROGRAMS, argmax.KERNEL = split_programs or saved_programs, argmax_kernel
+    dispatch.GATE_EPILOGUE = gate_epilogue
     saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV
     pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION = early, one_launch
     prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV = PROLOGUE_MODES[prologues], lean, half2
@@ -108,7 +115,7 @@ def profile_format(
             saved
         )
         split_programs, dispatch.SPLIT_K_PROGRAMS = dispatch.SPLIT_K_PROGRAMS, saved_programs
-        argmax.KERNEL = saved_argmax
+        argmax.KERNEL, dispatch.GATE_EPILOGUE = saved_argmax, saved_gate
     return {
         **row,
         "pdl": on,
@@ -119,6 +126,7 @@ def profile_format(
         "half2": half2,
         "split_programs": split_programs,
         "argmax": "kernel" if argmax_kernel else "torch",
+        "gate_epilogue": gate_epilogue,
     }
 
 
@@ -219,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: programs a one-row GEMV's split-K aims for (dispatch.SPLIT_K_PROGRAMS; 0: its default)",
     )
     p.add_argument("--argmax", default="kernel", help="comma-separated: kernel (argmax.KERNEL), torch")
+    p.add_argument("--gate-epilogue", default="on", help="comma-separated: on (dispatch.GATE_EPILOGUE), off")
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -238,12 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     bad += [v for v in programs if not v.isdigit()]
     argmaxes = [v for v in args.argmax.split(",") if v]
     bad += [v for v in argmaxes if v not in ("kernel", "torch")]
+    gates = [v for v in args.gate_epilogue.split(",") if v]
+    bad += [v for v in gates if v not in ("on", "off")]
     if bad:
         p.error(
-            f"unknown --pdl/--attention/--prologues/--word-gemv/--half2/--split-programs/--argmax value(s): {', '.join(bad)}"
+            f"unknown --pdl/--attention/--prologues/--word-gemv/--half2/--split-programs/--argmax/--gate-epilogue value(s): {', '.join(bad)}"
         )
     cases = [
-        (f, m, a, pro, loop, h2, int(sp), am)
+        (f, m, a, pro, loop, h2, int(sp), am, ge)
         for f in args.formats.split(",")
         if f
         for a in attentions
@@ -253,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         for h2 in half2s
         for sp in programs
         for am in argmaxes
+        for ge in gates
     ]
-    for fmt, mode, attention, pro, loop, h2, sp, am in cases:
+    for fmt, mode, attention, pro, loop, h2, sp, am, ge in cases:
         r = profile_format(
             model,
             fmt,
@@ -269,11 +281,12 @@ def main(argv: list[str] | None = None) -> int:
             h2 == "on",
             sp,
             am == "kernel",
+            ge == "on",
         )
         rows.append(r)
         print(
             f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention} prologues {pro} word-gemv {loop} half2 {h2} "
-            f"split-programs {r['split_programs']} argmax {r['argmax']}: "
+            f"split-programs {r['split_programs']} argmax {r['argmax']} gate-epilogue {'on' if r['gate_epilogue'] else 'off'}: "
             f"wall {r['wall_us_per_step']:.0f} us/step, kernels "
             f"{r['kernel_us_per_step']:.0f} us in {r['kernels_per_step']:.0f} launches, idle {r['idle_us_per_step']:.0f} us"
         )

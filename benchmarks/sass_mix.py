@@ -85,6 +85,7 @@ def compile_half2(bits: int, block_n: int, block_w: int, warps: int, group: int,
         "DOT_ASM": dot_asm,
         "DOT_CONS": dot_cons,
         "PDL": 1,
+        "GATE": False,
     }
     return _compile(gemv_half2._half2_kernel, consts, warps)
 

@@ -5,6 +5,7 @@ import torch
 
 from tests.kernels.ptx_emulator import f32_of, run_ptx
 from tests.kernels.test_qlinear import DEV, _dev, _rel, random_packed
+from trico.kernels.activation import silu_mul_packed
 from trico.kernels.gemv_half2 import (
     UNIT_CODES,
     Half2Config,
@@ -56,6 +57,25 @@ def _check_rows(fmt, n, k, group, sym, cfg, dtype, rows):
     assert _rel(got, want) < 1e-2
     with_res = gemv_half2(x.to(DEV), pw, cfg, residual=res.to(DEV)).cpu()
     assert _rel(with_res, res.float() + got.float()) < 1e-2
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+@pytest.mark.parametrize("fmt,n,k,group,sym", [CASES[0], CASES[4], CASES[5]])
+@pytest.mark.parametrize("cfg", [Half2Config(8, 4, 1), Half2Config(16, 8, 2, split_k=2)])
+def test_gate_epilogue_matches_the_separate_gate_kernel(fmt, n, k, group, sym, cfg, rows):
+    """With the gate, tiles pair gate row i with up row N/2 + i and write silu(g) * u: the two-kernel result."""
+    q, s, m = random_packed(fmt, n, k, group, sym, seed=n + k + rows)
+    x = torch.randn(rows, k, generator=torch.Generator().manual_seed(7)).to(DEV, torch.bfloat16)
+    pw = pack_for_kernel(*_dev(q, s, m), fmt, group, k)
+    got = gemv_half2(x, pw, cfg, gate=True).cpu()
+    want = silu_mul_packed(gemv_half2(x, pw, cfg)).cpu()
+    assert got.shape == (rows, n // 2)
+    if DEV == "cpu":  # programs run in order: the same fp32 sums, the same roundings
+        assert torch.equal(got, want)
+    else:  # split-K partials meet in atomics in any order
+        assert _rel(got, want) < 1e-2
+    with pytest.raises(AssertionError, match="residual"):
+        gemv_half2(x, pw, cfg, residual=torch.zeros(rows, n, dtype=x.dtype, device=x.device), gate=True)
 
 
 @pytest.mark.parametrize("bits", [4, 2])

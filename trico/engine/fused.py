@@ -13,7 +13,9 @@ that decode step RMSNorm and the SiLU gate are handed to the projections that co
 QKV and gate/up projections get the residual stream, the down projection the gate/up output, the o
 projection adds the residual): where the projection's kernel takes the op (one row,
 `dispatch.PROLOGUE_BITS`, `trico/kernels/prologue.py`) it applies it as it loads x, elsewhere the
-dispatcher runs the op's own kernel first (all of it off with `fused_prologues(False)`). Under `int8_activations()`
+dispatcher runs the op's own kernel first (all of it off with `fused_prologues(False)`). Where the
+gate/up projection's kernel can (`dispatch.gate_fits`: the f16x2 GEMV and the tensor-core kernel) it
+writes silu(gate) * up itself, pairing gate and up rows in its tiles, so the gate needs no launch. Under `int8_activations()`
 the kernels that produce a projection's input (RMSNorm, SiLU gate, attention) stay separate and
 also write it quantized for the int8-activation GEMV. A 16-bit lm_head becomes FusedHead: fp32
 logits from the tensor-core GEMM; the final RMSNorm before it becomes FusedNorm: one kernel, where
@@ -170,6 +172,7 @@ class FusedDecoderLayer(nn.Module):
         if not fused_path(x):
             return DecoderLayer.forward(self, x, cos, sin, input_pos, cache)
         from trico.kernels.activation import silu_mul, silu_mul_packed
+        from trico.kernels.dispatch import gate_fits, gated_forward
         from trico.kernels.prologue import SILU_GATE, norm_prologue
         from trico.kernels.rmsnorm import rmsnorm
 
@@ -213,7 +216,10 @@ class FusedDecoderLayer(nn.Module):
             o = self._attention(xn, cos, sin, input_pos, cache, qkv_proj, xq)
         if prologues:
             h = _project(attn.o_proj, o, residual=x.contiguous(), quantized=oq)
-            gu = _project(gu_proj, h, prologue=norm_prologue(self.post_attention_layernorm))
+            norm = norm_prologue(self.post_attention_layernorm)
+            if gate_fits(gu_proj, h):  # the gate/up kernel writes silu(gate) * up itself
+                return _project(mlp.down_proj, gated_forward(gu_proj, h, prologue=norm), residual=h)
+            gu = _project(gu_proj, h, prologue=norm)
             return _project(mlp.down_proj, gu, residual=h, prologue=SILU_GATE)
         o = _project(attn.o_proj, o, quantized=oq)
         hq = _a8_input(gu_proj, x)

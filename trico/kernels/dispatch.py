@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from trico.kernels import a8_enabled, fused_path, kernels_enabled
 from trico.kernels import qlinear as qk
+from trico.kernels.epilogue import gate_rows_ok
 from trico.kernels.gemv import GEMV_BITS, GemvWordConfig, gemv_supported, gemv_words
 from trico.kernels.gemv_a8 import (
     A8_BITS,
@@ -265,18 +266,10 @@ def qlinear_forward(
         return _add(module.reference_forward(x), residual)
     pw = packed_view(module)
     lead = x.shape[:-1]
-    x2 = x.reshape(-1, x.shape[-1])
-    if x2.stride(-1) != 1:
-        x2 = x2.contiguous()
+    x2 = _rows(x)
     res2 = None if residual is None else residual.reshape(-1, module.out_features)
     m = x2.shape[0]
-    a8 = a8_choice(pw) if m == 1 and a8_enabled() else None
-    # On the CPU the fused path (tests, under the interpreter) takes the same kernels as CUDA.
-    fast = fused_path(x2) and a8 is None
-    # the f16x2 GEMV reads x with 16-byte vector loads of its own: an offset view of x cannot take it
-    half2 = half2_choice(pw, m, x2.dtype) if fast and half2_aligned(x2) else None
-    tc = tensor_core_choice(pw, m) if fast and half2 is None and m <= DECODE_MAX_ROWS else None
-    words = word_gemv_choice(pw, m) if fast and half2 is None and tc is None else None
+    a8, half2, tc, words = _decode_kernels(pw, x2)
     if prologue is not None and not (words is not None and prologue_fits(prologue, pw, x2)):
         x2, prologue = prologue.apply(x2), None
     if a8 is not None:
@@ -292,6 +285,88 @@ def qlinear_forward(
     else:
         y = _add(F.linear(x2, qk.dequantize(pw, x2.dtype)), res2)
     return y.view(*lead, module.out_features)
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """x as [rows, K] with dense rows."""
+    x2 = x.reshape(-1, x.shape[-1])
+    return x2 if x2.stride(-1) == 1 else x2.contiguous()
+
+
+def _decode_kernels(
+    pw: qk.PackedWeight, x2: torch.Tensor
+) -> tuple[A8Config | None, Half2Config | None, TcConfig | None, GemvWordConfig | None]:
+    """The launch shape of the one kernel qlinear_forward runs for x2 [M, K] (others None; all None: qmm / cuBLAS)."""
+    m = x2.shape[0]
+    a8 = a8_choice(pw) if m == 1 and a8_enabled() else None
+    # On the CPU the fused path (tests, under the interpreter) takes the same kernels as CUDA.
+    fast = fused_path(x2) and a8 is None
+    # the f16x2 GEMV reads x with 16-byte vector loads of its own: an offset view of x cannot take it
+    half2 = half2_choice(pw, m, x2.dtype) if fast and half2_aligned(x2) else None
+    tc = tensor_core_choice(pw, m) if fast and half2 is None and m <= DECODE_MAX_ROWS else None
+    words = word_gemv_choice(pw, m) if fast and half2 is None and tc is None else None
+    return a8, half2, tc, words
+
+
+GATE_EPILOGUE = True
+"""Let a fused [gate; up] projection's f16x2 GEMV or tensor-core kernel write silu(gate) * up itself
+(False: the projection's output, then the SiLU gate's own kernel or the down projection's prologue; for A/B runs)."""
+
+
+def _dense_view(weight: torch.Tensor) -> qk.PackedWeight:
+    """The kernel view of a bf16/fp16 weight (cached: the weight stays alive with it)."""
+    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype)
+    pw = _DENSE_VIEWS.get(key)
+    if pw is None:
+        pw = _DENSE_VIEWS[key] = qk.pack_for_kernel(
+            weight, None, None, "bf16", weight.shape[1], weight.shape[1]
+        )
+    return pw
+
+
+def _gate_kernel(
+    module: torch.nn.Module, x2: torch.Tensor
+) -> tuple[qk.PackedWeight, Half2Config | TcConfig] | None:
+    """The weight view and launch shape with which a fused [gate; up] projection writes the gated product, or None."""
+    from trico.quant.qlinear import QLinear
+
+    if not (GATE_EPILOGUE and kernels_enabled() and fused_path(x2) and qk.triton is not None):
+        return None
+    if isinstance(module, QLinear):
+        if not supported(module):
+            return None
+        pw = packed_view(module)
+        a8, half2, tc, _ = _decode_kernels(pw, x2)
+        cfg = None if a8 is not None else half2 or tc
+    elif type(module) is torch.nn.Linear and module.bias is None and module.weight.dtype == x2.dtype:
+        if x2.shape[0] > DECODE_MAX_ROWS or not module.weight.is_contiguous():
+            return None
+        pw = _dense_view(module.weight)
+        cfg = tensor_core_choice(pw, x2.shape[0])
+    else:
+        return None
+    return (pw, cfg) if cfg is not None and gate_rows_ok(pw.n, cfg.block_n) else None
+
+
+def gate_fits(module: torch.nn.Module, x: torch.Tensor) -> bool:
+    """Whether `gated_forward(module, x)` runs one kernel (a fused gate/up projection on the decode path)."""
+    return _gate_kernel(module, _rows(x)) is not None
+
+
+def gated_forward(module: torch.nn.Module, x: torch.Tensor, prologue: Prologue | None = None) -> torch.Tensor:
+    """silu(x @ gate^T) * (x @ up^T) [..., H] for a fused [gate; up] projection [2H, K] whose kernel takes
+    the gate (`gate_fits`); with a `prologue` x is that op's raw input (it runs first, on its own)."""
+    x2 = _rows(x if prologue is None else prologue.apply(x))
+    chosen = _gate_kernel(module, x2)
+    assert chosen is not None, (
+        "gated_forward needs a projection whose decode kernel takes the gate (gate_fits)"
+    )
+    pw, cfg = chosen
+    if isinstance(cfg, Half2Config):
+        y = gemv_half2(x2, pw, cfg, gate=True)
+    else:
+        y = tc_qmm(x2, pw, cfg, gate=True)
+    return y.view(*x.shape[:-1], pw.n // 2)
 
 
 def _add(y: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
@@ -328,12 +403,7 @@ def dense_forward(
     x2 = x.reshape(-1, x.shape[-1])
     if x2.shape[0] > DECODE_MAX_ROWS or x2.stride(-1) != 1 or not weight.is_contiguous():
         return fallback()
-    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype)
-    pw = _DENSE_VIEWS.get(key)
-    if pw is None:
-        pw = _DENSE_VIEWS[key] = qk.pack_for_kernel(
-            weight, None, None, "bf16", weight.shape[1], weight.shape[1]
-        )
+    pw = _dense_view(weight)
     tc = tensor_core_choice(pw, x2.shape[0])
     if tc is None:
         return fallback()

@@ -6,7 +6,9 @@ in a persistent fp32 workspace; each program then bumps a per-tile counter, and 
 arrives last reads the sum, writes y and puts workspace and counter back to zero for the next
 call. With `HAS_RES` the output is residual + y, rounded like the torch expression
 `residual + (x @ W^T)` (the product rounded to the output dtype first), which saves the decoder
-block's separate residual-add kernel.
+block's separate residual-add kernel. With `GATE` a fused gate/up projection whose row tiles
+interleave gate and up rows (`gate_rows`) writes silu(gate) * up instead, which saves the SiLU
+gate's kernel.
 """
 
 from __future__ import annotations
@@ -27,6 +29,37 @@ if triton is not None:
         tl.store(y_ptr + offs, y, mask=mask)
 
     @triton.jit
+    def tile_rows(pid_n, N, BLOCK_N: tl.constexpr, GATE: tl.constexpr):
+        """Weight rows of row tile pid_n: consecutive, or with GATE gate row i and up row N/2 + i in turn."""
+        j = tl.arange(0, BLOCK_N)
+        if GATE:
+            return pid_n * (BLOCK_N // 2) + j // 2 + (j % 2) * (N // 2)
+        else:
+            return pid_n * BLOCK_N + j
+
+    @triton.jit
+    def _write_gated(y_ptr, offs, mask, out, RANK: tl.constexpr):
+        """silu(g) * u from out's last axis (g0, u0, g1, u1, ...), rounded as the separate kernel does it
+        (activation.silu_mul_packed on the projection's rounded output)."""
+        if RANK == 1:
+            g, u = tl.split(tl.reshape(out, [out.shape[0] // 2, 2]))
+        else:
+            g, u = tl.split(tl.reshape(out, [out.shape[0], out.shape[1] // 2, 2]))
+        gf = g.to(y_ptr.dtype.element_ty).to(tl.float32)
+        s = tl.fdiv(gf, 1.0 + tl.exp(-gf)).to(y_ptr.dtype.element_ty)
+        uf = u.to(y_ptr.dtype.element_ty).to(tl.float32)
+        tl.store(y_ptr + offs, (s.to(tl.float32) * uf).to(y_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _write_any(
+        y_ptr, res_ptr, offs, mask, out, HAS_RES: tl.constexpr, GATE: tl.constexpr, gate_offs, gate_mask
+    ):
+        if GATE:
+            _write_gated(y_ptr, gate_offs, gate_mask, out, GATE)
+        else:
+            _write(y_ptr, res_ptr, offs, mask, out, HAS_RES)
+
+    @triton.jit
     def store_output(
         y_ptr,
         ws_ptr,
@@ -38,10 +71,17 @@ if triton is not None:
         tile,
         SPLIT_K: tl.constexpr,
         HAS_RES: tl.constexpr,
+        GATE: tl.constexpr = 0,
+        gate_offs=None,
+        gate_mask=None,
     ):
-        """Write this program's fp32 acc to y (offsets `offs` of a tile numbered `tile`)."""
+        """Write this program's fp32 acc to y (offsets `offs` of a tile numbered `tile`).
+
+        With GATE (the rank of acc) the last axis of acc interleaves gate and up rows, and what is
+        written is silu(gate) * up at `gate_offs` (see `_write_gated`).
+        """
         if SPLIT_K == 1:
-            _write(y_ptr, res_ptr, offs, mask, acc, HAS_RES)
+            _write_any(y_ptr, res_ptr, offs, mask, acc, HAS_RES, GATE, gate_offs, gate_mask)
         else:
             tl.atomic_add(ws_ptr + offs, acc, mask=mask, sem="relaxed")
             tl.debug_barrier()  # every thread's partial is in before the counter moves
@@ -55,7 +95,7 @@ if triton is not None:
                 tl.debug_barrier()
                 tl.store(ws_ptr + offs, tl.zeros_like(total), mask=mask)
                 tl.atomic_xchg(cnt_ptr + tile, 0)
-                _write(y_ptr, res_ptr, offs, mask, total, HAS_RES)
+                _write_any(y_ptr, res_ptr, offs, mask, total, HAS_RES, GATE, gate_offs, gate_mask)
 
 
 _WORKSPACES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -81,16 +121,22 @@ def _cdiv(a: int, b: int) -> int:
 
 
 def one_row_launch(
-    x: torch.Tensor, n: int, words_per_row: int, block_n: int, block_w: int, split_k: int
+    x: torch.Tensor, n: int, words_per_row: int, block_n: int, block_w: int, split_k: int, gate: bool = False
 ) -> tuple[torch.Tensor, tuple[int, int], int, torch.Tensor, torch.Tensor]:
-    """Output y [M, n] (M: x's rows), grid, words per split and split-K workspace of a GEMV whose programs
-    take block_n weight rows and whole steps of block_w words (splits may be fewer than asked once rounded)."""
+    """Output y [M, n] ([M, n / 2] with the SiLU gate; M: x's rows), grid, words per split and split-K
+    workspace of a GEMV whose programs take block_n weight rows and whole steps of block_w words
+    (splits may be fewer than asked once rounded)."""
     per_split = _cdiv(_cdiv(words_per_row, split_k), block_w) * block_w
     splits = _cdiv(words_per_row, per_split)
-    y = torch.empty(x.shape[0], n, dtype=x.dtype, device=x.device)
+    y = torch.empty(x.shape[0], n // 2 if gate else n, dtype=x.dtype, device=x.device)
     grid = (n // block_n, splits)
     ws, cnt = split_workspace(x.device, x.shape[0] * n, grid[0]) if splits > 1 else (y, y)
     return y, grid, per_split, ws, cnt
+
+
+def gate_rows_ok(n: int, block_n: int) -> bool:
+    """Whether tiles of block_n rows can pair the gate and up halves of a fused [2H, K] projection (see `gate_rows`)."""
+    return n % 2 == 0 and block_n % 2 == 0 and (n // 2) % (block_n // 2) == 0
 
 
 def check_residual(residual: torch.Tensor | None, shape: tuple[int, ...], dtype: torch.dtype) -> None:

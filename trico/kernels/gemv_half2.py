@@ -34,14 +34,14 @@ from dataclasses import dataclass
 
 import torch
 
-from trico.kernels.epilogue import check_residual, one_row_launch
+from trico.kernels.epilogue import check_residual, gate_rows_ok, one_row_launch
 from trico.kernels.pdl import launch_kwargs, wait_for_producer
 from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 
 if triton is not None:
     import triton.language as tl
 
-    from trico.kernels.epilogue import store_output
+    from trico.kernels.epilogue import store_output, tile_rows
 
 HALF2_BITS = {"uint4": 4, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
@@ -347,14 +347,15 @@ if triton is not None:
         DOT2_ASM: tl.constexpr,
         DOT2_CONS: tl.constexpr,
         PDL: tl.constexpr,
+        GATE: tl.constexpr,
     ):
         # Launcher guarantees: N % BLOCK_N == 0, WORDS_PER_SPLIT a multiple of BLOCK_W (no masks), and
         # scale groups of whole 4-word quads. ROWS (1, 2 or 4) rows of x share every unpacked code;
-        # rows from M to ROWS re-read the last row and are not stored.
+        # rows from M to ROWS re-read the last row and are not stored. With GATE y is [M, N / 2].
         pid_n = tl.program_id(0)
         w_lo = tl.program_id(1) * WORDS_PER_SPLIT
         w_hi = tl.minimum(w_lo + WORDS_PER_SPLIT, KW)
-        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_n = tile_rows(pid_n, N, BLOCK_N, GATE)
         rows = w_ptr + offs_n[:, None] * stride_wn
         acc0 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
         acc1 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
@@ -397,8 +398,10 @@ if triton is not None:
                 acc2 += _quad_sums(o2, BLOCK_N, BLOCK_W, BITS) * scale
                 acc3 += _quad_sums(o3, BLOCK_N, BLOCK_W, BITS) * scale
         y0 = _row_result(acc0, s_ptr, offs_n, stride_sn, PER_ROW)
+        cols = pid_n * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)  # GATE: the outputs of this tile
         if ROWS == 1:
-            store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs_n, offs_n < N, y0, pid_n, SPLIT_K, HAS_RES)
+            store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs_n, offs_n < N, y0, pid_n, SPLIT_K, HAS_RES,
+                         GATE, cols, cols < N // 2)  # fmt: skip
         else:
             y1 = _row_result(acc1, s_ptr, offs_n, stride_sn, PER_ROW)
             if ROWS == 2:
@@ -408,9 +411,16 @@ if triton is not None:
                 y3 = _row_result(acc3, s_ptr, offs_n, stride_sn, PER_ROW)
                 y = tl.reshape(tl.join(tl.join(y0, y2), tl.join(y1, y3)), [BLOCK_N, 4])  # column r is row r
             r = tl.arange(0, ROWS)
-            offs = offs_n[:, None] + (r * N)[None, :]
-            mask = (offs_n < N)[:, None] & (r < M)[None, :]
-            store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs, mask, y, pid_n, SPLIT_K, HAS_RES)
+            if GATE:  # rows first: gate and up rows pair along the last axis
+                y = tl.trans(y)
+                offs = (r * N)[:, None] + offs_n[None, :]
+                mask = (r < M)[:, None] & (offs_n < N)[None, :]
+            else:
+                offs = offs_n[:, None] + (r * N)[None, :]
+                mask = (offs_n < N)[:, None] & (r < M)[None, :]
+            gate_offs = (r * (N // 2))[:, None] + cols[None, :]
+            store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs, mask, y, pid_n, SPLIT_K, HAS_RES, 2 * GATE,
+                         gate_offs, (r < M)[:, None] & (cols < N // 2)[None, :])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -464,8 +474,12 @@ def gemv_half2(
     pw: PackedWeight,
     config: Half2Config | None = None,
     residual: torch.Tensor | None = None,
+    gate: bool = False,
 ) -> torch.Tensor:
-    """y [M, N] (+ residual) = x [M, K] @ W^T (M <= 4) for a 4- or 2-bit word-packed weight, two codes per f16x2 FMA."""
+    """y [M, N] (+ residual) = x [M, K] @ W^T (M <= 4) for a 4- or 2-bit word-packed weight, two codes per f16x2 FMA.
+
+    With `gate` W is a fused [gate; up] projection and y [M, N / 2] is silu(x @ gate^T) * (x @ up^T).
+    """
     assert triton is not None, "Triton is not installed"
     assert half2_supported(pw, x.dtype), f"the half2 GEMV does not take {pw.fmt} with K={pw.k} ({x.dtype})"
     m = x.shape[0] if x.dim() == 2 else 0
@@ -478,10 +492,15 @@ def gemv_half2(
     check_residual(residual, (m, pw.n), x.dtype)
     config = config or half2_default_config(pw)
     assert half2_fits(pw, config), f"{config} does not tile {pw.fmt} [{pw.n}, {pw.k}]"
+    assert not gate or (residual is None and gate_rows_ok(pw.n, config.block_n)), (
+        f"the gate needs {config.block_n // 2}-row halves of [{pw.n}, {pw.k}] and no residual"
+    )
     bits = HALF2_BITS[pw.fmt]
     kw = pw.k * bits // 32
     rows = 1 if m == 1 else 2 if m == 2 else 4
-    y, grid, per_split, ws, cnt = one_row_launch(x, pw.n, kw, config.block_n, config.block_w, config.split_k)
+    y, grid, per_split, ws, cnt = one_row_launch(
+        x, pw.n, kw, config.block_n, config.block_w, config.split_k, gate
+    )
     words = pw.units.view(torch.uint8).view(torch.int32)
     per_row = pw.scale_mode in (0, 1)
     x_asm, x_cons = ("", "") if INTERPRET else x_pairs_asm(bits, x.dtype == torch.float16)
@@ -518,6 +537,7 @@ def gemv_half2(
         DOT_CONS=dot_cons,
         DOT2_ASM=dot2_asm,
         DOT2_CONS=dot2_cons,
+        GATE=gate,
         num_warps=config.num_warps,
         **launch_kwargs(x),
     )

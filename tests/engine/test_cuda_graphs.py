@@ -229,10 +229,10 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(
     # row or with 16-bit weights they run on their own: two norms, one gate. The final norm
     # (FusedNorm) is one more RMSNorm launch.
     inside = {"ternary-pc": 0 if half2 else 3, "int8": 1} if batch == 1 and not a8 else {}
-    # The gate/up projection writes silu(gate) * up itself where the f16x2 GEMV or the tensor-core
-    # kernel serves it (not with int8 activations, not in the word GEMV).
-    word_gemv = batch == 1 and (scheme == "int8" or (scheme == "ternary-pc" and not half2))
-    expect_gated = 0 if a8 or word_gemv else cfg.n_layers
+    # The gate/up projection writes silu(gate) * up itself where the f16x2 GEMV serves it (4- and 2-bit
+    # codes, up to two rows, not with int8 activations).
+    f16x2 = half2 and not a8 and scheme in ("int4-rtn-g32", "ternary-pc")
+    expect_gated = cfg.n_layers if f16x2 else 0
     assert len(gated) == expect_gated
     assert len(separate) == (3 - inside.get(scheme, 0)) * cfg.n_layers - len(gated) + 1
     # Position 5 is new (one fused QKV matmul vs three: bf16 rounding may differ); the rest untouched.

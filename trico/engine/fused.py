@@ -14,8 +14,8 @@ QKV and gate/up projections get the residual stream, the down projection the gat
 projection adds the residual): where the projection's kernel takes the op (one row,
 `dispatch.PROLOGUE_BITS`, `trico/kernels/prologue.py`) it applies it as it loads x, elsewhere the
 dispatcher runs the op's own kernel first (all of it off with `fused_prologues(False)`). Where the
-gate/up projection's kernel can (`dispatch.gate_fits`: the f16x2 GEMV and the tensor-core kernel) it
-writes silu(gate) * up itself, pairing gate and up rows in its tiles, so the gate needs no launch. Under `int8_activations()`
+gate/up projection's kernel can (`dispatch.gate_fits`: the f16x2 GEMV) it writes silu(gate) * up
+itself, pairing gate and up rows in its tiles, so the gate needs no launch. Under `int8_activations()`
 the kernels that produce a projection's input (RMSNorm, SiLU gate, attention) stay separate and
 also write it quantized for the int8-activation GEMV. A 16-bit lm_head becomes FusedHead: fp32
 logits from the tensor-core GEMM; the final RMSNorm before it becomes FusedNorm: one kernel, where

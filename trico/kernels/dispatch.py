@@ -309,8 +309,13 @@ def _decode_kernels(
 
 
 GATE_EPILOGUE = True
-"""Let a fused [gate; up] projection's f16x2 GEMV or tensor-core kernel write silu(gate) * up itself
-(False: the projection's output, then the SiLU gate's own kernel or the down projection's prologue; for A/B runs)."""
+"""Let a fused [gate; up] projection's f16x2 GEMV write silu(gate) * up itself (False: the projection's
+output, then the SiLU gate's own kernel or the down projection's prologue; for A/B runs).
+
+H200, Llama-2-7B batch 1, wall us per graphed step, same run (benchmarks/results/profile-gate-epilogue-b1-h200.json,
+`profile_decode.py --gate-epilogue on,off`): int4-g128 1832 vs 1878, tern2 1635 vs 1633. The tensor-core
+kernel can do the same (`tc_qmm(gate=True)`) but is not given the gate: bf16 went 3840 -> 3932 with it.
+"""
 
 
 def _dense_view(weight: torch.Tensor) -> qk.PackedWeight:
@@ -332,19 +337,11 @@ def _gate_kernel(
 
     if not (GATE_EPILOGUE and kernels_enabled() and fused_path(x2) and qk.triton is not None):
         return None
-    if isinstance(module, QLinear):
-        if not supported(module):
-            return None
-        pw = packed_view(module)
-        a8, half2, tc, _ = _decode_kernels(pw, x2)
-        cfg = None if a8 is not None else half2 or tc
-    elif type(module) is torch.nn.Linear and module.bias is None and module.weight.dtype == x2.dtype:
-        if x2.shape[0] > DECODE_MAX_ROWS or not module.weight.is_contiguous():
-            return None
-        pw = _dense_view(module.weight)
-        cfg = tensor_core_choice(pw, x2.shape[0])
-    else:
+    if not isinstance(module, QLinear) or not supported(module):
         return None
+    pw = packed_view(module)
+    a8, half2, _, _ = _decode_kernels(pw, x2)
+    cfg = half2 if a8 is None else None
     return (pw, cfg) if cfg is not None and gate_rows_ok(pw.n, cfg.block_n) else None
 
 
@@ -362,11 +359,7 @@ def gated_forward(module: torch.nn.Module, x: torch.Tensor, prologue: Prologue |
         "gated_forward needs a projection whose decode kernel takes the gate (gate_fits)"
     )
     pw, cfg = chosen
-    if isinstance(cfg, Half2Config):
-        y = gemv_half2(x2, pw, cfg, gate=True)
-    else:
-        y = tc_qmm(x2, pw, cfg, gate=True)
-    return y.view(*x.shape[:-1], pw.n // 2)
+    return gemv_half2(x2, pw, cfg, gate=True).view(*x.shape[:-1], pw.n // 2)
 
 
 def _add(y: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:

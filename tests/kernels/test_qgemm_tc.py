@@ -5,7 +5,6 @@ import torch
 
 from tests.kernels.ptx_emulator import run_ptx
 from tests.kernels.test_qlinear import DEV, _dev, _rel, random_packed
-from trico.kernels.activation import silu_mul_packed
 from trico.kernels.qgemm_tc import TcConfig, tc_qmm, tc_supported
 from trico.kernels.qlinear import dequantize_reference, pack_for_kernel, qlinear_reference
 
@@ -74,29 +73,6 @@ def test_tc_qmm_dense_bf16_weight():
     assert _rel(got, x.float() @ w.float().t()) < 1e-2
 
 
-@pytest.mark.parametrize("cfg", [TcConfig(16, 64), TcConfig(32, 64, split_k=2)])
-@pytest.mark.parametrize("fmt,group", [("bf16", 0), ("uint4", 64)])
-@pytest.mark.parametrize("m_rows", [1, 5])
-def test_gate_epilogue_matches_the_separate_gate_kernel(cfg, fmt, group, m_rows):
-    """With the gate, tiles pair gate row i with up row N/2 + i and write silu(g) * u: the two-kernel result."""
-    n, k = 64, 128
-    x = torch.randn(m_rows, k, generator=torch.Generator().manual_seed(3)).to(DEV, torch.bfloat16)
-    if fmt == "bf16":
-        w = torch.randn(n, k, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16)
-        pw = pack_for_kernel(*_dev(w), None, None, "bf16", k, k)
-    else:
-        pw = pack_for_kernel(*_dev(*random_packed(fmt, n, k, group, True, seed=2)), fmt, group, k)
-    got = tc_qmm(x, pw, cfg, gate=True).cpu()
-    want = silu_mul_packed(tc_qmm(x, pw, cfg)).cpu()
-    assert got.shape == (m_rows, n // 2)
-    if DEV == "cpu":  # programs run in order: the same fp32 sums, the same roundings
-        assert torch.equal(got, want)
-    else:  # split-K partials meet in atomics in any order
-        assert _rel(got, want) < 1e-2
-    with pytest.raises(AssertionError, match="halves"):
-        tc_qmm(x, pw, TcConfig(48, 64), gate=True)  # 24-row halves do not tile 32 gate rows
-
-
 @pytest.mark.parametrize("cfg", [TcConfig(16, 64), TcConfig(16, 64, split_k=2)])
 def test_tc_qmm_fp32_output_is_the_unrounded_sum(cfg):
     """out_dtype=float32 keeps the fp32 accumulator: far closer to the exact product than bf16 output."""
@@ -140,7 +116,7 @@ def test_tc_qmm_shrinks_a_launch_shape_that_overflows_shared_memory(monkeypatch)
 
     tried = []
 
-    def launch(x, pw, config, residual, out_dtype, gate=False):
+    def launch(x, pw, config, residual, out_dtype):
         tried.append(config)
         if config.num_stages * config.block_k > 2 * 128:
             raise OutOfResources(393216, 232448, "shared memory")
@@ -162,7 +138,7 @@ def test_tc_qmm_gives_up_when_nothing_fits(monkeypatch):
 
     from trico.kernels import qgemm_tc
 
-    def launch(x, pw, config, residual, out_dtype, gate=False):
+    def launch(x, pw, config, residual, out_dtype):
         raise OutOfResources(393216, 232448, "shared memory")
 
     monkeypatch.setattr(qgemm_tc, "_launch", launch)

@@ -314,7 +314,7 @@ output, then the SiLU gate's own kernel or the down projection's prologue; for A
 
 H200, Llama-2-7B batch 1, wall us per graphed step, same run (benchmarks/results/profile-gate-epilogue-b1-h200.json,
 `profile_decode.py --gate-epilogue on,off`): int4-g128 1832 vs 1878, tern2 1635 vs 1633. The tensor-core
-kernel can do the same (`tc_qmm(gate=True)`) but is not given the gate: bf16 went 3840 -> 3932 with it.
+kernel did the same in commit bf89649 and made bf16 slower (3840 -> 3932), so it went again.
 """
 
 

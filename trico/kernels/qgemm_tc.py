@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from trico.kernels.epilogue import check_residual, gate_rows_ok, split_workspace
+from trico.kernels.epilogue import check_residual, split_workspace
 from trico.kernels.pdl import launch_kwargs, wait_for_producer
 from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 
@@ -44,7 +44,7 @@ if triton is not None:
     import triton.language as tl
     from triton.runtime.errors import OutOfResources
 
-    from trico.kernels.epilogue import store_output, tile_rows
+    from trico.kernels.epilogue import store_output
 
 TC_BITS = {"bf16": 16, "fp16": 16, "int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
@@ -212,7 +212,6 @@ if triton is not None:
         ASM: tl.constexpr,
         CONSTRAINTS: tl.constexpr,
         PDL: tl.constexpr,
-        GATE: tl.constexpr,
     ):
         wait_for_producer(PDL)
         # Grouped weights: BLOCK_K is the group and a step covers GROUPS_PER_STEP groups. One scale per
@@ -221,7 +220,7 @@ if triton is not None:
         pid_k = tl.program_id(1)
         pid_m = tl.program_id(2)
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-        offs_n = tile_rows(pid_n, N, BLOCK_N, GATE)  # with GATE y is [M, N / 2]: silu(gate) * up
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
         mask_n = offs_n < N
         BKB: tl.constexpr = BLOCK_K * BITS // 8 if BITS < 16 else BLOCK_K
@@ -272,15 +271,10 @@ if triton is not None:
             if HAS_MIN:
                 mn = tl.load(m_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
                 acc += tl.sum(xacc, axis=1)[:, None] * mn[None, :]
+        y_offs = offs_m[:, None] * stride_ym + offs_n[None, :]
         ymask = mask_m[:, None] & mask_n[None, :]
         tile = pid_m * tl.num_programs(0) + pid_n
-        if GATE:
-            cols = pid_n * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)
-            store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs_m[:, None] * N + offs_n[None, :], ymask, acc, tile,
-                         SPLIT_K, HAS_RES, 2, offs_m[:, None] * stride_ym + cols[None, :], mask_m[:, None])  # fmt: skip
-        else:
-            y_offs = offs_m[:, None] * stride_ym + offs_n[None, :]
-            store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, y_offs, ymask, acc, tile, SPLIT_K, HAS_RES)
+        store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, y_offs, ymask, acc, tile, SPLIT_K, HAS_RES)
 
 
 def tc_default_config(pw: PackedWeight, m: int) -> TcConfig:
@@ -314,12 +308,10 @@ def tc_qmm(
     config: TcConfig | None = None,
     residual: torch.Tensor | None = None,
     out_dtype: torch.dtype | None = None,
-    gate: bool = False,
 ) -> torch.Tensor:
     """y [M, N] = x [M, K] @ W^T (+ residual) through the tensor cores, streaming the packed weight once (M <= 64).
 
     y is in x's dtype unless `out_dtype` (e.g. float32: the fp32 accumulator, not rounded) says otherwise.
-    With `gate` W is a fused [gate; up] projection and y [M, N / 2] is silu(x @ gate^T) * (x @ up^T).
     """
     assert triton is not None, "Triton is not installed"
     assert tc_supported(pw), (
@@ -340,7 +332,7 @@ def tc_qmm(
     config = _FITTED.get(key, config)
     while True:
         try:
-            return _launch(x, pw, config, residual, out_dtype, gate)
+            return _launch(x, pw, config, residual, out_dtype)
         except OutOfResources:
             # Shared memory per stage depends on the Triton build (the H200 image's 3.6 buffers the
             # x tile and the packed tile per stage: 3 x 128 KiB for 64 rows of x and 128 int8 rows,
@@ -372,7 +364,6 @@ def _launch(
     config: TcConfig,
     residual: torch.Tensor | None,
     out_dtype: torch.dtype | None,
-    gate: bool = False,
 ) -> torch.Tensor:
     """One launch of the kernel with this shape (tc_qmm has checked x and the format)."""
     m = x.shape[0]
@@ -390,10 +381,7 @@ def _launch(
     split = config.split_k
     out_dtype = out_dtype or x.dtype
     check_residual(residual, (m, pw.n), out_dtype)
-    assert not gate or (residual is None and out_dtype == x.dtype and gate_rows_ok(pw.n, config.block_n)), (
-        f"the gate needs {config.block_n // 2}-row halves of [{pw.n}, {pw.k}], no residual and x's dtype out"
-    )
-    y = torch.empty(m, pw.n // 2 if gate else pw.n, dtype=out_dtype, device=x.device)
+    y = torch.empty(m, pw.n, dtype=out_dtype, device=x.device)
     scales = pw.scales if pw.scales is not None else units
     mins = pw.mins if pw.mins is not None else scales
     offset = 128 if pw.fmt == "int8" else pw.offset
@@ -434,7 +422,6 @@ def _launch(
         DOT_F32=INTERPRET,
         ASM=asm,
         CONSTRAINTS=constraints,
-        GATE=gate,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch_kwargs(x),

@@ -17,6 +17,7 @@ except ImportError:
 
 if triton is not None:
     from trico.kernels.gemv_a8 import a8_quantize_store, a8_source
+    from trico.kernels.silu_gate import silu_times
 
 
 def silu_mul_reference(g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -33,12 +34,7 @@ if triton is not None:
         mask = offs < n
         g = tl.load(g_ptr + offs, mask=mask, other=0.0)
         u = tl.load(u_ptr + offs, mask=mask, other=0.0)
-        gf = g.to(tl.float32)
-        # torch rounds silu to the dtype before the product. The division is the 2-ulp one (as the exp):
-        # a full-precision fp32 division is a long instruction sequence, and the GEMV prologue that
-        # repeats this op (prologue.py) must give the same bits.
-        s = tl.fdiv(gf, 1.0 + tl.exp(-gf)).to(g.dtype)
-        tl.store(y_ptr + offs, (s.to(tl.float32) * u.to(tl.float32)).to(g.dtype), mask=mask)
+        tl.store(y_ptr + offs, silu_times(g, u, g.dtype), mask=mask)
 
     @triton.jit
     def _silu_mul_packed_kernel(
@@ -62,9 +58,7 @@ if triton is not None:
             offs = slots
         g = tl.load(gu_ptr + row * 2 * H + offs, mask=mask, other=0.0)
         u = tl.load(gu_ptr + row * 2 * H + H + offs, mask=mask, other=0.0)
-        gf = g.to(tl.float32)
-        s = tl.fdiv(gf, 1.0 + tl.exp(-gf)).to(g.dtype)  # as in _silu_mul_kernel
-        y = (s.to(tl.float32) * u.to(tl.float32)).to(g.dtype)
+        y = silu_times(g, u, g.dtype)
         tl.store(y_ptr + row * H + offs, y, mask=mask)
         if A8_QB > 0:
             a8_quantize_store(y, slots, mask, q_ptr + row * H, s_ptr + row * (H // A8_QB), BLOCK, A8_QB)

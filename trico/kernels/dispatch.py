@@ -329,9 +329,7 @@ def _dense_view(weight: torch.Tensor) -> qk.PackedWeight:
     return pw
 
 
-def _gate_kernel(
-    module: torch.nn.Module, x2: torch.Tensor
-) -> tuple[qk.PackedWeight, Half2Config | TcConfig] | None:
+def _gate_kernel(module: torch.nn.Module, x2: torch.Tensor) -> tuple[qk.PackedWeight, Half2Config] | None:
     """The weight view and launch shape with which a fused [gate; up] projection writes the gated product, or None."""
     from trico.quant.qlinear import QLinear
 

@@ -7,7 +7,7 @@ arrives last reads the sum, writes y and puts workspace and counter back to zero
 call. With `HAS_RES` the output is residual + y, rounded like the torch expression
 `residual + (x @ W^T)` (the product rounded to the output dtype first), which saves the decoder
 block's separate residual-add kernel. With `GATE` a fused gate/up projection whose row tiles
-interleave gate and up rows (`gate_rows`) writes silu(gate) * up instead, which saves the SiLU
+interleave gate and up rows (`tile_rows`) writes silu(gate) * up instead, which saves the SiLU
 gate's kernel.
 """
 
@@ -19,6 +19,8 @@ from trico.kernels.qlinear import triton
 
 if triton is not None:
     import triton.language as tl
+
+    from trico.kernels.silu_gate import silu_times
 
     @triton.jit
     def _write(y_ptr, res_ptr, offs, mask, out, HAS_RES: tl.constexpr):
@@ -40,15 +42,13 @@ if triton is not None:
     @triton.jit
     def _write_gated(y_ptr, offs, mask, out, RANK: tl.constexpr):
         """silu(g) * u from out's last axis (g0, u0, g1, u1, ...), rounded as the separate kernel does it
-        (activation.silu_mul_packed on the projection's rounded output)."""
+        (silu_times on the projection's rounded output, as activation.silu_mul_packed)."""
         if RANK == 1:
             g, u = tl.split(tl.reshape(out, [out.shape[0] // 2, 2]))
         else:
             g, u = tl.split(tl.reshape(out, [out.shape[0], out.shape[1] // 2, 2]))
-        gf = g.to(y_ptr.dtype.element_ty).to(tl.float32)
-        s = tl.fdiv(gf, 1.0 + tl.exp(-gf)).to(y_ptr.dtype.element_ty)
-        uf = u.to(y_ptr.dtype.element_ty).to(tl.float32)
-        tl.store(y_ptr + offs, (s.to(tl.float32) * uf).to(y_ptr.dtype.element_ty), mask=mask)
+        dt = y_ptr.dtype.element_ty
+        tl.store(y_ptr + offs, silu_times(g.to(dt), u.to(dt), dt), mask=mask)
 
     @triton.jit
     def _write_any(

@@ -31,6 +31,8 @@ from trico.kernels.qlinear import triton
 if triton is not None:
     import triton.language as tl
 
+    from trico.kernels.silu_gate import silu_times
+
 NONE, NORM, SILU = 0, 1, 2
 """Values of the kernels' PROLOGUE constexpr."""
 
@@ -138,8 +140,6 @@ if triton is not None:
         if PROLOGUE == 1:  # RMSNorm: round the normalized value, then the product with the weight
             n = (x.to(tl.float32) * rstd).to(x.dtype)
             x = (n.to(tl.float32) * aux.to(tl.float32)).to(x.dtype)
-        elif PROLOGUE == 2:  # SiLU gate: torch rounds silu(g) to the dtype before the product
-            g = x.to(tl.float32)
-            s = tl.fdiv(g, 1.0 + tl.exp(-g)).to(x.dtype)  # as silu_mul_packed: the 2-ulp division
-            x = (s.to(tl.float32) * aux.to(tl.float32)).to(x.dtype)
+        elif PROLOGUE == 2:  # SiLU gate
+            x = silu_times(x, aux, x.dtype)
         return x

@@ -333,9 +333,7 @@ def _gate_kernel(module: torch.nn.Module, x2: torch.Tensor) -> tuple[qk.PackedWe
     """The weight view and launch shape with which a fused [gate; up] projection writes the gated product, or None."""
     from trico.quant.qlinear import QLinear
 
-    if not (GATE_EPILOGUE and kernels_enabled() and fused_path(x2) and qk.triton is not None):
-        return None
-    if not isinstance(module, QLinear) or not supported(module):
+    if not (GATE_EPILOGUE and fused_path(x2) and isinstance(module, QLinear) and supported(module)):
         return None
     pw = packed_view(module)
     a8, half2, _, _ = _decode_kernels(pw, x2)

@@ -161,12 +161,12 @@ def _profile(model, fmt: str, batch: int, prompt: int, steps: int, decode: str) 
             gen.decode()
         torch.cuda.synchronize()
     per_name: dict[str, list[float]] = defaultdict(list)
+    timeline = []
     for ev in prof.events():
         if ev.device_type == torch.autograd.DeviceType.CUDA and ev.device_time_total > 0:
-            if "Memcpy" in ev.name or "Memset" in ev.name:
-                per_name[ev.name[:40]].append(ev.device_time_total)
-                continue
-            per_name[_short(ev.name)].append(ev.device_time_total)
+            name = ev.name[:40] if "Memcpy" in ev.name or "Memset" in ev.name else _short(ev.name)
+            per_name[name].append(ev.device_time_total)
+            timeline.append((name, ev.time_range.start, ev.time_range.end))
     kernels = sorted(
         (
             {
@@ -180,6 +180,7 @@ def _profile(model, fmt: str, batch: int, prompt: int, steps: int, decode: str) 
         key=lambda r: -r["us_per_step"],
     )
     busy = sum(k["us_per_step"] for k in kernels)
+    critical = critical_path(timeline, steps)
     restore_linears(model, originals)
     del gen, cache
     torch.cuda.empty_cache()
@@ -193,7 +194,56 @@ def _profile(model, fmt: str, batch: int, prompt: int, steps: int, decode: str) 
         "kernels_per_step": sum(k["per_step"] for k in kernels),
         "idle_us_per_step": wall - busy,
         "kernels": kernels,
+        **critical,
     }
+
+
+def critical_path(timeline: list[tuple[str, float, float]], steps: int, layer_period: int = 0) -> dict:
+    """Each kernel's share of the step's critical path: the time from the previous kernel's end to its own.
+
+    Kernels of one stream finish in launch order (under PDL each waits for its predecessor before it
+    ends), so end_i - end_(i-1) is what kernel i adds to the step, whatever time it spent launched and
+    waiting. Returns the shares summed per kernel name per step and, for one layer in the middle of the
+    step (the kernel sequence's period, found from the names, or `layer_period`), each kernel in order.
+    """
+    events = sorted(timeline, key=lambda e: (e[2], e[1]))
+    shares: list[tuple[str, float]] = []
+    prev_end = None
+    for name, start, end in events:
+        shares.append((name, end - (start if prev_end is None else prev_end)))
+        prev_end = end
+    per_name: dict[str, float] = defaultdict(float)
+    for name, share in shares:
+        per_name[name] += share / steps
+    names = [n for n, _ in shares]
+    period = layer_period or _period(names)
+    layer = []
+    if period:
+        mid = (len(shares) // steps) // 2  # a kernel index in the middle of the first step
+        first = mid - mid % period + _phase(names, period)
+        layer = [{"name": n, "us": s} for n, s in shares[first : first + period]]
+    return {
+        "critical_us_per_step": dict(sorted(per_name.items(), key=lambda kv: -kv[1])),
+        "layer_period": period,
+        "critical_layer": layer,
+    }
+
+
+def _period(names: list[str]) -> int:
+    """The shortest period (up to 24) at which the kernel names repeat over most of the sequence (0: none)."""
+    for p in range(2, 25):
+        same = sum(a == b for a, b in zip(names, names[p:]))
+        if len(names) > 4 * p and same >= 0.9 * (len(names) - p):
+            return p
+    return 0
+
+
+def _phase(names: list[str], period: int) -> int:
+    """Where a layer's period of the kernel sequence starts: at its first RMSNorm kernel, else 0."""
+    for i, n in enumerate(names[:period]):
+        if "rmsnorm" in n:
+            return i
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {k['us_per_step']:8.1f} us  x{k['per_step']:5.0f}  med {k['median_us']:6.1f}  {k['name']}"
             )
+        crit = list(r["critical_us_per_step"].items())
+        print("  critical path per step: " + ", ".join(f"{n} {us:.0f}" for n, us in crit[: max(args.top, 6)]))
+        if r["critical_layer"]:
+            print("  one layer: " + ", ".join(f"{k['name']} {k['us']:.1f}" for k in r["critical_layer"]))
     if args.out:
         Path(args.out).write_text(json.dumps({"model": args.model, "rows": rows}, indent=1))
     return 0

@@ -133,12 +133,15 @@ if triton is not None:
         DOT_F32: tl.constexpr,
         PDL: tl.constexpr,
     ):
+        # pos was set when the step began: read before the wait (PDL), so its latency overlaps the kernel
+        # before this one. (Loading the first tile of cached keys and values there too measured slower:
+        # Triton no longer streamed that tile into shared memory for the dot.)
+        n_valid = tl.load(pos_ptr).to(tl.int32) + 1
         wait_for_producer(PDL)
         bh = tl.program_id(0)
         split = tl.program_id(1)
         b = bh // HKV
         hk = bh % HKV
-        n_valid = tl.load(pos_ptr).to(tl.int32) + 1
         chunk = tl.cdiv(tl.cdiv(n_valid, NSPLIT), BLOCK_L) * BLOCK_L
         start = split * chunk
         end = tl.minimum(start + chunk, n_valid)

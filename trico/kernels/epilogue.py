@@ -23,10 +23,18 @@ if triton is not None:
     from trico.kernels.silu_gate import silu_times
 
     @triton.jit
-    def _write(y_ptr, res_ptr, offs, mask, out, HAS_RES: tl.constexpr):
+    def load_residual(res_ptr, offs, mask, HAS_RES: tl.constexpr):
+        """The residual tile (fp32) that `store_output` adds, loaded where the kernel starts so the load's
+        latency hides behind the main loop instead of adding to the serial split-K tail (0.0 without one)."""
+        if HAS_RES:
+            return tl.load(res_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        else:
+            return 0.0
+
+    @triton.jit
+    def _write(y_ptr, res, offs, mask, out, HAS_RES: tl.constexpr):
         y = out.to(y_ptr.dtype.element_ty)
         if HAS_RES:
-            res = tl.load(res_ptr + offs, mask=mask, other=0.0).to(tl.float32)
             y = (y.to(tl.float32) + res).to(y_ptr.dtype.element_ty)
         tl.store(y_ptr + offs, y, mask=mask)
 
@@ -52,19 +60,19 @@ if triton is not None:
 
     @triton.jit
     def _write_any(
-        y_ptr, res_ptr, offs, mask, out, HAS_RES: tl.constexpr, GATE: tl.constexpr, gate_offs, gate_mask
+        y_ptr, res, offs, mask, out, HAS_RES: tl.constexpr, GATE: tl.constexpr, gate_offs, gate_mask
     ):
         if GATE:
             _write_gated(y_ptr, gate_offs, gate_mask, out, GATE)
         else:
-            _write(y_ptr, res_ptr, offs, mask, out, HAS_RES)
+            _write(y_ptr, res, offs, mask, out, HAS_RES)
 
     @triton.jit
     def store_output(
         y_ptr,
         ws_ptr,
         cnt_ptr,
-        res_ptr,
+        res,
         offs,
         mask,
         acc,
@@ -75,13 +83,14 @@ if triton is not None:
         gate_offs=None,
         gate_mask=None,
     ):
-        """Write this program's fp32 acc to y (offsets `offs` of a tile numbered `tile`).
+        """Write this program's fp32 acc (+ `res`, the tile from `load_residual`) to y (offsets `offs` of a
+        tile numbered `tile`).
 
         With GATE (the rank of acc) the last axis of acc interleaves gate and up rows, and what is
         written is silu(gate) * up at `gate_offs` (see `_write_gated`).
         """
         if SPLIT_K == 1:
-            _write_any(y_ptr, res_ptr, offs, mask, acc, HAS_RES, GATE, gate_offs, gate_mask)
+            _write_any(y_ptr, res, offs, mask, acc, HAS_RES, GATE, gate_offs, gate_mask)
         else:
             tl.atomic_add(ws_ptr + offs, acc, mask=mask, sem="relaxed")
             tl.debug_barrier()  # every thread's partial is in before the counter moves
@@ -95,7 +104,7 @@ if triton is not None:
                 tl.debug_barrier()
                 tl.store(ws_ptr + offs, tl.zeros_like(total), mask=mask)
                 tl.atomic_xchg(cnt_ptr + tile, 0)
-                _write_any(y_ptr, res_ptr, offs, mask, total, HAS_RES, GATE, gate_offs, gate_mask)
+                _write_any(y_ptr, res, offs, mask, total, HAS_RES, GATE, gate_offs, gate_mask)
 
 
 _WORKSPACES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}

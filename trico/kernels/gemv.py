@@ -33,7 +33,7 @@ from trico.kernels.qlinear import PackedWeight, triton
 if triton is not None:
     import triton.language as tl
 
-    from trico.kernels.epilogue import store_output
+    from trico.kernels.epilogue import load_residual, store_output
     from trico.kernels.prologue import finish_input, load_raw, row_rstd
 
 GEMV_BITS = {"int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
@@ -213,6 +213,7 @@ if triton is not None:
             other=0,
         )
         wait_for_producer(PDL)  # the first weight tile is on its way; x and y belong to other kernels
+        res = load_residual(res_ptr, offs_n, mask_n, HAS_RES)
         # x (and what its prologue reads) is prefetched a tile ahead too: its L2 round trip would
         # otherwise stall every step after the words arrive.
         offs_x = (w_lo + tl.arange(0, BLOCK_W))[:, None] * CPW + tl.arange(0, CPW)[None, :]
@@ -287,7 +288,7 @@ if triton is not None:
                 y += tl.load(m_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32) * xs
         else:
             y = tl.sum(acc, axis=1)
-        store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs_n, mask_n, y, pid_n, SPLIT_K, HAS_RES)
+        store_output(y_ptr, ws_ptr, cnt_ptr, res, offs_n, mask_n, y, pid_n, SPLIT_K, HAS_RES)
 
 
 def gemv_default_config(pw: PackedWeight) -> GemvWordConfig:

@@ -29,7 +29,7 @@ from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 if triton is not None:
     import triton.language as tl
 
-    from trico.kernels.epilogue import store_output
+    from trico.kernels.epilogue import load_residual, store_output
 
 A8_BITS = {"int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
 """Weight formats this kernel reads, with their bits per code."""
@@ -248,6 +248,7 @@ if triton is not None:
         if PREFETCH:
             u_next = tl.load(rows + (w_lo + tl.arange(0, BLOCK_W))[None, :])
         wait_for_producer(PDL)
+        res = load_residual(res_ptr, offs_n, offs_n < N, HAS_RES)
         for w0 in range(w_lo, w_hi, BLOCK_W):
             ww = w0 + tl.arange(0, BLOCK_W)
             if PREFETCH:
@@ -297,7 +298,7 @@ if triton is not None:
             y = (y - OFFSET * xt) * tl.load(s_ptr + offs_n * stride_sn).to(tl.float32)
             if HAS_MIN:
                 y += tl.load(m_ptr + offs_n * stride_sn).to(tl.float32) * xt
-        store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs_n, offs_n < N, y, pid_n, SPLIT_K, HAS_RES)
+        store_output(y_ptr, ws_ptr, cnt_ptr, res, offs_n, offs_n < N, y, pid_n, SPLIT_K, HAS_RES)
 
 
 def quantize_a8(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:

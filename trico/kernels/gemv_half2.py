@@ -41,7 +41,7 @@ from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
 if triton is not None:
     import triton.language as tl
 
-    from trico.kernels.epilogue import store_output, tile_rows
+    from trico.kernels.epilogue import load_residual, store_output, tile_rows
 
 HALF2_BITS = {"uint4": 4, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
@@ -366,6 +366,13 @@ if triton is not None:
         # before waiting for the kernel that writes x.
         u_next = tl.load(rows + (w_lo + tl.arange(0, BLOCK_W))[None, :])
         wait_for_producer(PDL)
+        r = tl.arange(0, ROWS)
+        if ROWS == 1:
+            offs, mask = offs_n, offs_n < N
+        else:  # [BN, ROWS]: column r is row r (with GATE the epilogue takes rows first: no residual there)
+            offs = offs_n[:, None] + (r * N)[None, :]
+            mask = (offs_n < N)[:, None] & (r < M)[None, :]
+        res = load_residual(res_ptr, offs, mask, HAS_RES)
         for w0 in range(w_lo, w_hi, BLOCK_W):
             ww = w0 + tl.arange(0, BLOCK_W)
             u = u_next
@@ -400,8 +407,8 @@ if triton is not None:
         y0 = _row_result(acc0, s_ptr, offs_n, stride_sn, PER_ROW)
         cols = pid_n * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)  # GATE: the outputs of this tile
         if ROWS == 1:
-            store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs_n, offs_n < N, y0, pid_n, SPLIT_K, HAS_RES,
-                         GATE, cols, cols < N // 2)  # fmt: skip
+            store_output(y_ptr, ws_ptr, cnt_ptr, res, offs, mask, y0, pid_n, SPLIT_K, HAS_RES, GATE, cols,
+                         cols < N // 2)  # fmt: skip
         else:
             y1 = _row_result(acc1, s_ptr, offs_n, stride_sn, PER_ROW)
             if ROWS == 2:
@@ -410,16 +417,12 @@ if triton is not None:
                 y2 = _row_result(acc2, s_ptr, offs_n, stride_sn, PER_ROW)
                 y3 = _row_result(acc3, s_ptr, offs_n, stride_sn, PER_ROW)
                 y = tl.reshape(tl.join(tl.join(y0, y2), tl.join(y1, y3)), [BLOCK_N, 4])  # column r is row r
-            r = tl.arange(0, ROWS)
             if GATE:  # rows first: gate and up rows pair along the last axis
                 y = tl.trans(y)
                 offs = (r * N)[:, None] + offs_n[None, :]
                 mask = (r < M)[:, None] & (offs_n < N)[None, :]
-            else:
-                offs = offs_n[:, None] + (r * N)[None, :]
-                mask = (offs_n < N)[:, None] & (r < M)[None, :]
             gate_offs = (r * (N // 2))[:, None] + cols[None, :]
-            store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, offs, mask, y, pid_n, SPLIT_K, HAS_RES, 2 * GATE,
+            store_output(y_ptr, ws_ptr, cnt_ptr, res, offs, mask, y, pid_n, SPLIT_K, HAS_RES, 2 * GATE,
                          gate_offs, (r < M)[:, None] & (cols < N // 2)[None, :])  # fmt: skip
 
 

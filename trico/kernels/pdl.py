@@ -7,11 +7,13 @@ kernel's grid may be scheduled before the previous kernel finishes: its programs
 then touch activations. CUDA-graph capture keeps these launches as programmatic edges.
 
 Contract for every kernel launched with `launch_kwargs`: call `wait_for_producer(PDL)` before the
-first load of anything an earlier kernel writes and before the first store (reading constant
-weights before it is fine). With `EARLY_TRIGGER` each program signals its dependents right after the
-wait, so at most two grids overlap and every kernel still sees all earlier ones complete; without it
-no program signals, so the next grid is scheduled as this one's programs exit (an A/B knob:
-benchmarks/profile_decode.py --pdl on,late,off).
+first load of anything the kernel launched just before it may write and before the first store.
+With `EARLY_TRIGGER` each program signals its dependents right after the wait, so at most two grids
+overlap and every kernel still sees all earlier ones complete; without it no program signals, so the
+next grid is scheduled as this one's programs exit (an A/B knob: benchmarks/profile_decode.py --pdl
+on,late,off). Either way, when a kernel's programs run, every grid launched two or more before it has
+completed: constant weights and what those grids wrote (the position, the rotary tables, the KV cache
+of earlier steps) may be read before the wait, so that latency overlaps the previous kernel.
 """
 
 from __future__ import annotations

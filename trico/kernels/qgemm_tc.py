@@ -44,7 +44,7 @@ if triton is not None:
     import triton.language as tl
     from triton.runtime.errors import OutOfResources
 
-    from trico.kernels.epilogue import store_output
+    from trico.kernels.epilogue import load_residual, store_output
 
 TC_BITS = {"bf16": 16, "fp16": 16, "int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
@@ -223,6 +223,9 @@ if triton is not None:
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
         mask_n = offs_n < N
+        y_offs = offs_m[:, None] * stride_ym + offs_n[None, :]
+        ymask = mask_m[:, None] & mask_n[None, :]
+        res = load_residual(res_ptr, y_offs, ymask, HAS_RES)
         BKB: tl.constexpr = BLOCK_K * BITS // 8 if BITS < 16 else BLOCK_K
         MAGIC: tl.constexpr = 1024.0 if FP16 else 128.0
         STEP: tl.constexpr = BLOCK_K * GROUPS_PER_STEP
@@ -271,10 +274,8 @@ if triton is not None:
             if HAS_MIN:
                 mn = tl.load(m_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
                 acc += tl.sum(xacc, axis=1)[:, None] * mn[None, :]
-        y_offs = offs_m[:, None] * stride_ym + offs_n[None, :]
-        ymask = mask_m[:, None] & mask_n[None, :]
         tile = pid_m * tl.num_programs(0) + pid_n
-        store_output(y_ptr, ws_ptr, cnt_ptr, res_ptr, y_offs, ymask, acc, tile, SPLIT_K, HAS_RES)
+        store_output(y_ptr, ws_ptr, cnt_ptr, res, y_offs, ymask, acc, tile, SPLIT_K, HAS_RES)
 
 
 def tc_default_config(pw: PackedWeight, m: int) -> TcConfig:

@@ -51,7 +51,6 @@ if triton is not None:
         A8_CPW: tl.constexpr,
         PDL: tl.constexpr,
     ):
-        wait_for_producer(PDL)
         row = tl.program_id(0)
         slots = tl.arange(0, BLOCK_D)
         mask = slots < D
@@ -61,6 +60,8 @@ if triton is not None:
             offs = a8_source(slots, A8_CPW)
         else:
             offs = slots
+        w = tl.load(w_ptr + offs, mask=mask, other=0.0)  # a constant: read before the wait (PDL)
+        wait_for_producer(PDL)
         x = tl.load(x_ptr + row * D + offs, mask=mask, other=0.0)
         if HAS_RES:
             r = tl.load(r_ptr + row * D + offs, mask=mask, other=0.0)
@@ -69,7 +70,6 @@ if triton is not None:
         xf = x.to(tl.float32)
         rstd = 1.0 / tl.sqrt(tl.sum(xf * xf, axis=0) / D + eps)
         n = (xf * rstd).to(x.dtype)
-        w = tl.load(w_ptr + offs, mask=mask, other=0.0)
         y = (n.to(tl.float32) * w.to(tl.float32)).to(y_ptr.dtype.element_ty)
         tl.store(y_ptr + row * D + offs, y, mask=mask)
         if A8_QB > 0:

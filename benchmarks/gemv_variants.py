@@ -106,8 +106,16 @@ def run_case(
     cands = tc.tc_candidates(first, m) if "tc" in families else []
     if "tc-compact" in families:
         cands = compact_tc_candidates(first)
+    if "tc-dense" in families and fmt == "bf16":
+        cands = dense_tc_candidates(first, m)
     rows = sweep(cands, tc.tc_qmm, "tc")
     out["tc_all"] = rows[:8] if "tc-compact" in families else rows
+    if "tc-dense" in families and fmt == "bf16":
+        from trico.kernels.dispatch import tensor_core_choice
+
+        chosen = tensor_core_choice(first, m)
+        out["dispatched_kernel"], out["dispatched_cfg"] = "tc_qmm", list(dataclasses.astuple(chosen))
+        out["dispatched_ms"] = per_call_ms(lambda x, pw: tc.tc_qmm(x, pw, chosen))
     if rows and fmt != "bf16":  # the best shape again with Triton's tensor-op unpacking instead of the PTX
         tc.ASM_UNPACK = False
         try:
@@ -203,6 +211,16 @@ def compact_tc_candidates(pw: qk.PackedWeight) -> list[tc.TcConfig]:
     return out
 
 
+def dense_tc_candidates(pw: qk.PackedWeight, m: int) -> list[tc.TcConfig]:
+    """bf16/fp16 weights: tile rows, warps (2: mma.sync, 4: a warpgroup) and pipeline depth around the
+    dispatched shape, and split-K for narrow N."""
+    out = [tc.TcConfig(bn, 256, w, st) for bn in (16, 32, 64) for w in (2, 4) for st in (4, 5, 6)]
+    out += [tc.TcConfig(32, 512, 2, 3), tc.TcConfig(32, 128, 2, 8), tc.TcConfig(16, 512, 2, 4)]
+    if pw.n <= 4096:
+        out += [dataclasses.replace(c, split_k=2) for c in out if c.block_n in (16, 32) and c.num_stages == 5]
+    return out
+
+
 def copy_gbps() -> float:
     """Same-run device-to-device copy bandwidth (bytes read + written)."""
     a = torch.empty(2**30 // 2, dtype=torch.bfloat16, device="cuda")
@@ -226,7 +244,8 @@ def main() -> int:
         "a8 (or a8-chosen: the dispatched shape with and without prefetch), gemv-lean-ab (the "
         "dispatched word-GEMV shape with gemv.LEAN_LOOP on and off), half2 (the f16x2 GEMV's "
         "candidates), dispatched (the tensor-core or word-GEMV kernel and shape dispatch picks with the "
-        "f16x2 GEMV off: what it replaced)",
+        "f16x2 GEMV off: what it replaced), tc-dense (bf16: tile rows, warps, stages and split-K around "
+        "the dispatched tensor-core shape, which is timed too)",
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()

@@ -61,6 +61,12 @@ def decode_attention_reference(
     return torch.einsum("bhl,bhld->bhd", s.softmax(-1), vf).to(q.dtype)
 
 
+PREFETCH_ASM = "prefetch.global.L2 [$1]; mov.u32 $0, 0;"
+"""One cache line into L2 (the dummy result is what `inline_asm_elementwise` has to return)."""
+
+if triton is not None:
+    _PREFETCH_ASM = tl.constexpr(PREFETCH_ASM)
+
 if triton is not None:
 
     @triton.jit
@@ -132,12 +138,15 @@ if triton is not None:
         QUANT: tl.constexpr,
         DOT_F32: tl.constexpr,
         PDL: tl.constexpr,
+        k_addr=0,
+        v_addr=0,
+        L=0,
+        PREFETCH_LINES: tl.constexpr = 0,
     ):
         # pos was set when the step began: read before the wait (PDL), so its latency overlaps the kernel
         # before this one. (Loading the first tile of cached keys and values there too measured slower:
         # Triton no longer streamed that tile into shared memory for the dot.)
         n_valid = tl.load(pos_ptr).to(tl.int32) + 1
-        wait_for_producer(PDL)
         bh = tl.program_id(0)
         split = tl.program_id(1)
         b = bh // HKV
@@ -145,6 +154,21 @@ if triton is not None:
         chunk = tl.cdiv(tl.cdiv(n_valid, NSPLIT), BLOCK_L) * BLOCK_L
         start = split * chunk
         end = tl.minimum(start + chunk, n_valid)
+        if PREFETCH_LINES > 0:  # the first tile's cache lines into L2 instead: requests that do not block
+            rows = tl.minimum(start + tl.arange(0, BLOCK_L), L - 1).to(tl.int64)
+            first = (
+                (b * stride_kb + hk * stride_kh + rows * stride_kl).to(tl.int64)
+                * k_ptr.dtype.element_ty.primitive_bitwidth
+                // 8
+            )
+            line = first[:, None] + (tl.arange(0, PREFETCH_LINES) * 128)[None, :]
+            tl.inline_asm_elementwise(
+                _PREFETCH_ASM, "=r,l", [k_addr + line], dtype=tl.int32, is_pure=False, pack=1
+            )
+            tl.inline_asm_elementwise(
+                _PREFETCH_ASM, "=r,l", [v_addr + line], dtype=tl.int32, is_pure=False, pack=1
+            )
+        wait_for_producer(PDL)
         offs_r = tl.arange(0, REP_PAD)
         offs_d = tl.arange(0, D)
         rmask = offs_r < REP
@@ -444,6 +468,10 @@ def decode_attention(
         BLOCK_L=block_l,
         QUANT=quant,
         DOT_F32=INTERPRET,
+        k_addr=k.data_ptr(),
+        v_addr=v.data_ptr(),
+        L=max_len,
+        PREFETCH_LINES=0 if INTERPRET or quant else d * k.element_size() // 128,
         num_warps=4,
         num_stages=3,
         **launch_kwargs(q),

@@ -67,8 +67,6 @@ PREFETCH_ASM = "prefetch.global.L2 [$1]; mov.u32 $0, 0;"
 if triton is not None:
     _PREFETCH_ASM = tl.constexpr(PREFETCH_ASM)
 
-if triton is not None:
-
     @triton.jit
     def _attend_range(
         q, k_ptr, v_ptr, ks_ptr, vs_ptr, kbase, sbase, start, end, stride_kl, sm_scale,
@@ -143,25 +141,21 @@ if triton is not None:
         L=0,
         PREFETCH_LINES: tl.constexpr = 0,
     ):
-        # pos was set when the step began: read before the wait (PDL), so its latency overlaps the kernel
-        # before this one. (Loading the first tile of cached keys and values there too measured slower:
-        # Triton no longer streamed that tile into shared memory for the dot.)
-        n_valid = tl.load(pos_ptr).to(tl.int32) + 1
         bh = tl.program_id(0)
         split = tl.program_id(1)
         b = bh // HKV
         hk = bh % HKV
-        chunk = tl.cdiv(tl.cdiv(n_valid, NSPLIT), BLOCK_L) * BLOCK_L
-        start = split * chunk
-        end = tl.minimum(start + chunk, n_valid)
-        if PREFETCH_LINES > 0:  # the first tile's cache lines into L2 instead: requests that do not block
-            rows = tl.minimum(start + tl.arange(0, BLOCK_L), L - 1).to(tl.int64)
-            first = (
-                (b * stride_kb + hk * stride_kh + rows * stride_kl).to(tl.int64)
-                * k_ptr.dtype.element_ty.primitive_bitwidth
-                // 8
-            )
-            line = first[:, None] + (tl.arange(0, PREFETCH_LINES) * 128)[None, :]
+        if PREFETCH_LINES > 0:
+            # Before the wait (PDL): ask L2 for the first tile of this split's cached keys and values, so
+            # the loads after it find them there. The position is read from L2 (.cg) and used only for
+            # these requests: no value read before the wait decides a result. (Loading the tile itself
+            # there measured slower: Triton no longer streamed it into shared memory for the dot.)
+            early = tl.load(pos_ptr, cache_modifier=".cg").to(tl.int32) + 1
+            first = split * (tl.cdiv(tl.cdiv(early, NSPLIT), BLOCK_L) * BLOCK_L)
+            rows = tl.minimum(first + tl.arange(0, BLOCK_L), L - 1).to(tl.int64)
+            nbytes = k_ptr.dtype.element_ty.primitive_bitwidth // 8
+            at = (b * stride_kb + hk * stride_kh + rows * stride_kl).to(tl.int64) * nbytes
+            line = at[:, None] + (tl.arange(0, PREFETCH_LINES) * 128)[None, :]
             tl.inline_asm_elementwise(
                 _PREFETCH_ASM, "=r,l", [k_addr + line], dtype=tl.int32, is_pure=False, pack=1
             )
@@ -169,6 +163,10 @@ if triton is not None:
                 _PREFETCH_ASM, "=r,l", [v_addr + line], dtype=tl.int32, is_pure=False, pack=1
             )
         wait_for_producer(PDL)
+        n_valid = tl.load(pos_ptr).to(tl.int32) + 1
+        chunk = tl.cdiv(tl.cdiv(n_valid, NSPLIT), BLOCK_L) * BLOCK_L
+        start = split * chunk
+        end = tl.minimum(start + chunk, n_valid)
         offs_r = tl.arange(0, REP_PAD)
         offs_d = tl.arange(0, D)
         rmask = offs_r < REP

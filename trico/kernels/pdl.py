@@ -11,9 +11,12 @@ first load of anything the kernel launched just before it may write and before t
 With `EARLY_TRIGGER` each program signals its dependents right after the wait, so at most two grids
 overlap and every kernel still sees all earlier ones complete; without it no program signals, so the
 next grid is scheduled as this one's programs exit (an A/B knob: benchmarks/profile_decode.py --pdl
-on,late,off). Either way, when a kernel's programs run, every grid launched two or more before it has
-completed: constant weights and what those grids wrote (the position, the rotary tables, the KV cache
-of earlier steps) may be read before the wait, so that latency overlaps the previous kernel.
+on,late,off). Before the wait a kernel reads only constants (weights, norm weights); what other
+kernels wrote it may use there only as a hint that decides no result (the split attention kernel reads
+the position from L2 to pick the cache lines it prefetches). With the position and the rotary tables
+read before the wait for real use (commits e85deaa-873071a) the SmolLM2 check's bf16 Triton path came
+out with different logits (docs/gpu-engine.md); we suspect stale L1 lines, since only the wait is
+documented to make earlier grids' writes visible, and went back to reading them after it.
 """
 
 from __future__ import annotations

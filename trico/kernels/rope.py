@@ -68,26 +68,23 @@ if triton is not None:
         HALF: tl.constexpr,
         PDL: tl.constexpr,
     ):
+        wait_for_producer(PDL)
         b = tl.program_id(0)
         h = tl.program_id(1)  # query heads first, then key heads (each also moves its value head)
         offs = tl.arange(0, HALF)
-        # cos, sin and pos were written when the step began: read before the wait, so their latency
-        # overlaps the QKV projection's tail (PDL); qkv is that projection's output.
+        row = qkv_ptr + b * stride_xb + h * 2 * HALF
+        x1 = tl.load(row + offs).to(tl.float32)
+        x2 = tl.load(row + HALF + offs).to(tl.float32)
         c1 = tl.load(cos_ptr + offs)
         c2 = tl.load(cos_ptr + HALF + offs)
         s1 = tl.load(sin_ptr + offs)
         s2 = tl.load(sin_ptr + HALF + offs)
-        pos = tl.load(pos_ptr)
-        wait_for_producer(PDL)
-        row = qkv_ptr + b * stride_xb + h * 2 * HALF
-        x1 = tl.load(row + offs).to(tl.float32)
-        x2 = tl.load(row + HALF + offs).to(tl.float32)
         y1 = x1 * c1 - x2 * s1
         y2 = x2 * c2 + x1 * s2
         if h < NQ:
             dst = q_ptr + (b * NQ + h) * 2 * HALF
         else:
-            slot = b * stride_cb + (h - NQ) * stride_ch + pos * stride_cl
+            slot = b * stride_cb + (h - NQ) * stride_ch + tl.load(pos_ptr) * stride_cl
             dst = k_ptr + slot
             vrow = row + NKV * 2 * HALF
             vd = v_ptr + slot

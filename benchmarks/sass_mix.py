@@ -5,15 +5,17 @@ cuobjdump), the loop is found as the longest backward branch of the SASS, and th
 it are counted per weight code of one thread. This is how the word GEMV was found to spend ~4.4
 instructions per int8 code (3.79 after `gemv.LEAN_LOOP`), with two BAR.SYNCs per x column (the column's layout conversion
 through shared memory): `docs/gpu-engine.md`, session of b9c375a. `--kernel half2` counts the f16x2
-GEMV (`gemv_half2.py`) instead.
+GEMV (`gemv_half2.py`) instead. `--cache DIR` lists the loops of every kernel a run compiled into a
+Triton cache, with their barriers and shared-memory operations (on the GPU machine: what really ran).
 Usage: python benchmarks/sass_mix.py [--kernel word|half2] [--bits 8] [--block-n 32] [--block-w 64]
-[--warps 2] [--group 128] [--rows 1|2|4 (half2)]
+[--warps 2] [--group 128] [--rows 1|2|4 (half2)] | --cache DIR
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import subprocess
@@ -124,10 +126,15 @@ def _compile(kern, consts: dict, warps: int):  # noqa: ANN001, ANN202 - JITFunct
 
 def sass(kernel) -> str:  # noqa: ANN001 - CompiledKernel
     """cuobjdump's SASS of the compiled kernel."""
+    return cubin_sass(kernel.asm["cubin"])
+
+
+def cubin_sass(cubin: bytes) -> str:
+    """cuobjdump's SASS of a cubin (Triton's bundled cuobjdump)."""
     import triton
 
     with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
-        f.write(kernel.asm["cubin"])
+        f.write(cubin)
     tool = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
     try:
         return subprocess.run([tool, "-sass", f.name], capture_output=True, text=True, check=True).stdout
@@ -151,6 +158,30 @@ def loop_mix(text: str) -> collections.Counter:
     return collections.Counter(op for _, op, _ in best)
 
 
+_SHARED = ("STS", "LDS", "STSM", "LDSM")
+
+
+def cache_report(cache_dir: Path) -> list[dict]:
+    """Every kernel a Triton cache holds (the ones a run compiled): its longest loop's length, and the
+    barriers and shared-memory operations in that loop, i.e. layout conversions a one-row kernel should not
+    need. One row per cubin, sorted by name."""
+    rows = []
+    for cubin in sorted(cache_dir.rglob("*.cubin")):
+        mix = loop_mix(cubin_sass(cubin.read_bytes()))
+        meta_file = cubin.with_suffix(".json")
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        rows.append({
+            "kernel": cubin.stem,
+            "hash": cubin.parent.name[:10],
+            "warps": meta.get("num_warps", 0),
+            "smem": meta.get("shared", 0),
+            "loop": sum(mix.values()),
+            "bar": sum(n for op, n in mix.items() if op.startswith("BAR")),
+            "shared": sum(n for op, n in mix.items() if op.split(".")[0] in _SHARED),
+        })  # fmt: skip
+    return sorted(rows, key=lambda r: (r["kernel"], r["hash"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the loop's instruction count per code and its opcodes, commonest first."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -164,7 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         "--old-loop", action="store_true", help="the loop before LEAN_LOOP (gemv.LEAN_LOOP = False)"
     )
     p.add_argument("--rows", type=int, default=1, choices=[1, 2, 4], help="rows of x (f16x2 GEMV only)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        help="instead: report the loop of every kernel in this Triton cache directory (e.g. ~/.triton/cache "
+        "after a run), its barriers and shared-memory operations",
+    )
     args = p.parse_args(argv)
+    if args.cache is not None:
+        return _print_cache(args.cache)
     if args.kernel == "half2" and args.bits == 8:
         p.error("the f16x2 GEMV reads 4- and 2-bit codes only")
     try:
@@ -191,6 +230,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     for op, n in mix.most_common():
         print(f"  {n:5d}  {op}")
+    return 0
+
+
+def _print_cache(cache_dir: Path) -> int:
+    """The --cache table."""
+    if not cache_dir.is_dir():
+        print(f"sass_mix: no such directory: {cache_dir}", file=sys.stderr)
+        return 1
+    try:
+        rows = cache_report(cache_dir)
+    except (ImportError, OSError, subprocess.CalledProcessError) as e:
+        print(f"sass_mix: could not disassemble here: {e}", file=sys.stderr)
+        return 2
+    print(f"{'kernel':32s} {'hash':10s} {'warps':>5s} {'smem B':>7s} {'loop':>5s} {'BAR':>4s} {'shared':>6s}")
+    for r in rows:
+        print(f"{r['kernel']:32s} {r['hash']:10s} {r['warps']:5d} {r['smem']:7d} {r['loop']:5d} {r['bar']:4d} "
+              f"{r['shared']:6d}")  # fmt: skip
     return 0
 
 

@@ -25,6 +25,9 @@ def test_loop_mix_counts_the_body_of_the_backward_branch():
     assert mix == {"LOP3.LUT": 1, "FFMA": 2, "BRA": 1}
 
 
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "sass_mix.py"
+
+
 def _sass_mix(*args: str, cache: Path | None = None) -> str:
     """stdout of benchmarks/sass_mix.py with these arguments, compiled for real (skip where it cannot).
 
@@ -33,9 +36,8 @@ def _sass_mix(*args: str, cache: Path | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     if cache is not None:
         env["TRITON_CACHE_DIR"] = str(cache)
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "sass_mix.py"
     run = subprocess.run(
-        [sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=300
     )
     if run.returncode == 2:
         pytest.skip(run.stderr.strip())
@@ -90,7 +92,6 @@ def test_the_cache_report_lists_what_a_run_compiled(tmp_path):
 
 def test_the_cache_report_refuses_a_missing_directory(tmp_path):
     """A directory that is not there: a one-line error and exit status 1."""
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "sass_mix.py"
-    run = subprocess.run([sys.executable, str(script), "--cache", str(tmp_path / "nope")], capture_output=True,
+    run = subprocess.run([sys.executable, str(SCRIPT), "--cache", str(tmp_path / "nope")], capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert run.returncode == 1 and "no such directory" in run.stderr

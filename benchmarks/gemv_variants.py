@@ -106,11 +106,13 @@ def run_case(
     cands = tc.tc_candidates(first, m) if "tc" in families else []
     if "tc-compact" in families:
         cands = compact_tc_candidates(first)
+    if "tc-split" in families:
+        cands = split_tc_candidates(first, m)
     if "tc-dense" in families and fmt == "bf16":
         cands = dense_tc_candidates(first, m)
     rows = sweep(cands, tc.tc_qmm, "tc")
     out["tc_all"] = rows[:8] if "tc-compact" in families else rows
-    if "tc-dense" in families and fmt == "bf16":
+    if ("tc-dense" in families and fmt == "bf16") or "tc-split" in families:
         from trico.kernels.dispatch import tensor_core_choice
 
         chosen = tensor_core_choice(first, m)
@@ -211,6 +213,22 @@ def compact_tc_candidates(pw: qk.PackedWeight) -> list[tc.TcConfig]:
     return out
 
 
+def split_tc_candidates(pw: qk.PackedWeight, m: int) -> list[tc.TcConfig]:
+    """Tile rows, warps and split-K (1-8) around the dispatched tensor-core shape, its K step and stages kept."""
+    from trico.kernels.dispatch import tensor_core_choice
+
+    chosen = tensor_core_choice(pw, m)
+    if chosen is None:
+        return []
+    return [
+        dataclasses.replace(chosen, block_n=bn, num_warps=w, split_k=sk)
+        for bn in (32, 64, 128)
+        for w in (4, 8)
+        for sk in (1, 2, 4, 8)
+        if pw.n % bn == 0
+    ]
+
+
 def dense_tc_candidates(pw: qk.PackedWeight, m: int) -> list[tc.TcConfig]:
     """bf16/fp16 weights: tile rows, warps (2: mma.sync, 4: a warpgroup) and pipeline depth around the
     dispatched shape, and split-K for narrow N."""
@@ -245,7 +263,8 @@ def main() -> int:
         "dispatched word-GEMV shape with gemv.LEAN_LOOP on and off), half2 (the f16x2 GEMV's "
         "candidates), dispatched (the tensor-core or word-GEMV kernel and shape dispatch picks with the "
         "f16x2 GEMV off: what it replaced), tc-dense (bf16: tile rows, warps, stages and split-K around "
-        "the dispatched tensor-core shape, which is timed too)",
+        "the dispatched tensor-core shape, which is timed too), tc-split (any format: tile rows, warps and "
+        "split-K 1-8 around the dispatched tensor-core shape, also timed)",
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()

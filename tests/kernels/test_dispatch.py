@@ -76,7 +76,11 @@ def test_tensor_core_choice_follows_the_measured_rules():
     assert dispatch.word_gemv_choice(wide_int4, 1) is None  # ... and never both
     assert dispatch.tensor_core_choice(int4, 16).block_k == 128  # one group per step
     assert dispatch.tensor_core_choice(int4, 16).split_k == 1  # small K (SmolLM2-like): not split
-    assert dispatch.tensor_core_choice(_packed("uint4", 64, 4096, 128), 16).split_k == 4  # narrow Llama layer
+    narrow = dispatch.tensor_core_choice(_packed("uint4", 64, 4096, 128), 16)
+    assert (narrow.block_n, narrow.split_k) == (128, 8)  # narrow Llama layer
+    assert (
+        dispatch.tensor_core_choice(_packed("uint4", 64, 4096, 128, sym=False), 16).split_k == 4
+    )  # not swept
     assert dispatch.tensor_core_choice(_packed("uint4", 8192, 4096, 128), 16).split_k == 1  # wide: no need
     int4_asym = _packed("uint4", 64, 256, 128, sym=False)
     assert dispatch.tensor_core_choice(int4_asym, 1) is None  # not measured there: the word GEMV
@@ -222,15 +226,38 @@ def test_tensor_core_choice_is_near_the_best_swept_shape():
     for case in _sweep("tc-ptx-sweep-h200.json")["cases"]:
         pw = _swept_weight(case)
         cfg = dispatch.tensor_core_choice(pw, case["m"])
-        if cfg is None:
-            continue
+        if cfg is None or (case["m"] > 1 and case["label"] in _SPLIT_SWEPT):
+            continue  # (rows the later split sweep below covers)
         chosen += 1
         timed = {tuple(r["cfg"]): r["ms"] for r in case["tc_all"]}
         got = dataclasses.astuple(cfg)
         _assert_near_best(
             f"{case['label']} {case['n']}x{case['k']} m={case['m']}", got, timed, case["tc_ms"], 0.95
         )
-    assert chosen == 14  # every layer at 16 rows, and the two wide int4 layers at one row
+    assert chosen == 6  # tern2 at 16 rows, and the two wide int4 layers at one row
+
+
+_SPLIT_SWEPT = {"int8", "int4-g128"}
+"""Formats whose rows above one follow `tc-split-sweep-h200.json` (tile rows, warps, split-K 1-8)."""
+
+
+def test_tensor_core_choice_is_near_the_best_split_swept_shape():
+    # int8 and g128 4-bit layers at 16 rows, Llama-2 and Llama-3 shapes (gemv_variants.py --families tc-split).
+    import dataclasses
+
+    cases = _sweep("tc-split-sweep-h200.json")["cases"]
+    assert {c["label"] for c in cases} == _SPLIT_SWEPT
+    for case in cases:
+        cfg = dispatch.tensor_core_choice(_swept_weight(case), case["m"])
+        timed = {tuple(r["cfg"]): r["ms"] for r in case["tc_all"]}
+        best = min(timed.values())
+        _assert_near_best(
+            f"{case['label']} {case['n']}x{case['k']} m={case['m']}",
+            dataclasses.astuple(cfg),
+            timed,
+            best,
+            0.95,
+        )
 
 
 def test_prologue_rule_follows_the_h200_profile():

@@ -68,6 +68,12 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     one row narrow Llama layers (N <= 4096, K >= 4096) split K four ways, the sweep's fastest shapes
     there (Llama-2-7B batch 16 int4-g128: 3634 -> 4094 tok/s); smaller layers, not swept, take 32-row
     tiles unsplit (split-K changes the summation order, and SmolLM2's greedy check then parts earlier).
+    Symmetric g128 4-bit and int8 weights at 2-16 rows follow a later H200 sweep of tile rows, warps
+    and split-K 1-8 around these shapes (benchmarks/results/tc-split-sweep-h200.json, 16 rows, Llama-2
+    and Llama-3 layers; `gemv_variants.py --families tc-split`): narrow 4-bit layers take 128-row tiles
+    split 8 ways (1.05-1.14x the four-way split of 64-row tiles), and the widest layers (Llama-3's
+    28672 rows) 128-row 4-bit tiles (1.28-1.32x: 448 programs of 64 rows left a tail wave) or an int8
+    split of two (1.06x); every rule shape is within 5% of the best swept one there.
     """
     if not tc_supported(pw):
         return None
@@ -81,6 +87,12 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
         return None
     stages = 4 if m <= 16 else 3
     split = 4 if pw.n <= 4096 and pw.k >= 4096 else 1
+    if not per_row and bits == 4 and pw.mins is None and 1 < m <= 16:
+        if split > 1:  # narrow layers: 128-row tiles, K split 8 ways
+            return TcConfig(128, pw.group_size, 4, stages, 1, 8)
+        # one wave of programs: 64-row tiles past ~384 of them leave a tail (Llama-3's 28672 rows)
+        block_n = 128 if pw.n > 384 * 64 else 64 if pw.n >= 16384 else 32
+        return TcConfig(block_n, pw.group_size, 4, stages)
     if not per_row:
         block_n = 64 if split > 1 or pw.n >= 16384 else 32
         return TcConfig(block_n, pw.group_size, 4, stages, 1, split)
@@ -90,6 +102,8 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
         return TcConfig(128, 512, 4, 3)
     if bits == 2 and pw.n > 4096 and long_k:
         return TcConfig(32 if pw.n < 16384 else 64, 512, 4, stages)
+    if bits == 8 and pw.n > 384 * 64 and 1 < m <= 16:
+        split = 2  # Llama-3's 28672 rows (tc-split sweep: 1.06x the unsplit 64-row tiles)
     return TcConfig(
         64 if split > 1 or pw.n > 4096 else 32, block_k, 4, 3 if pw.n <= 4096 else stages, 1, split
     )

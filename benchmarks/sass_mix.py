@@ -5,10 +5,13 @@ cuobjdump), the loop is found as the longest backward branch of the SASS, and th
 it are counted per weight code of one thread. This is how the word GEMV was found to spend ~4.4
 instructions per int8 code (3.79 after `gemv.LEAN_LOOP`), with two BAR.SYNCs per x column (the column's layout conversion
 through shared memory): `docs/gpu-engine.md`, session of b9c375a. `--kernel half2` counts the f16x2
-GEMV (`gemv_half2.py`) instead. `--cache DIR` lists the loops of every kernel a run compiled into a
+GEMV (`gemv_half2.py`) instead, and `--kernel tc` the tensor-core skinny GEMM (`qgemm_tc.py`) at 16 rows
+of x, per weight (how the int8 loop was found to spend ~1 of its 4.5 instructions a weight converting a
+bf16 x tile: session of d9898f6). `--cache DIR` lists the loops of every kernel a run compiled into a
 Triton cache, with their barriers and shared-memory operations (on the GPU machine: what really ran).
-Usage: python benchmarks/sass_mix.py [--kernel word|half2] [--bits 8] [--block-n 32] [--block-w 64]
-[--warps 2] [--group 128] [--rows 1|2|4 (half2)] | --cache DIR
+Usage: python benchmarks/sass_mix.py [--kernel word|half2|tc] [--bits 8] [--block-n 32] [--block-w 64]
+[--warps 2] [--group 128] [--rows 1|2|4 (half2)] [--block-k 256 --stages 3 --x-dtype bf16|fp16 (tc)]
+| --cache DIR
 """
 
 from __future__ import annotations
@@ -92,7 +95,42 @@ def compile_half2(bits: int, block_n: int, block_w: int, warps: int, group: int,
     return _compile(gemv_half2._half2_kernel, consts, warps)
 
 
-def _compile(kern, consts: dict, warps: int):  # noqa: ANN001, ANN202 - JITFunction -> CompiledKernel
+def compile_tc(bits: int, block_n: int, block_k: int, warps: int, stages: int, group: int, x_dtype: str):  # noqa: ANN201 - CompiledKernel
+    """The tensor-core skinny GEMM (`qgemm_tc`) for sm_90 at 16 rows of x with its PTX unpacking: symmetric
+    codes, one scale per row (group 0; block_k codes a step) or per `group` codes (a group a step)."""
+    from trico.kernels import qgemm_tc
+
+    per_row = group == 0
+    fp16 = bits == 8 or x_dtype == "fp16"
+    offset = 128 if bits == 8 else 1 << (bits - 1)
+    asm, cons = qgemm_tc.unpack_asm(bits, fp16, offset, bits == 8) if bits in (4, 8) else ("", "")
+    consts = {
+        "BITS": bits,
+        "SIGNED8": bits == 8,
+        "OFFSET": float(offset),
+        "HAS_MIN": False,
+        "PER_ROW": per_row,
+        "FP16": fp16,
+        "BLOCK_M": 16,
+        "BLOCK_N": block_n,
+        "BLOCK_K": block_k if per_row else group,
+        "GROUPS_PER_STEP": 1,
+        "SPLIT_K": 1,
+        "HAS_RES": False,
+        "DOT_F32": False,
+        "ASM": asm,
+        "CONSTRAINTS": cons,
+        "PDL": 1,
+    }
+    pointers = {
+        "x_ptr": f"*{'fp16' if x_dtype == 'fp16' else 'bf16'}",
+        "w_ptr": "*u8",
+        "y_ptr": f"*{x_dtype}",
+    }
+    return _compile(qgemm_tc._tc_kernel, consts, warps, stages, pointers)
+
+
+def _compile(kern, consts: dict, warps: int, stages: int = 2, pointers: dict | None = None):  # noqa: ANN001, ANN202 - JITFunction -> CompiledKernel
     """Compile a kernel for sm_90 with these constexprs; pointers and ints specialized like a launch."""
     import triton
     from triton.backends.compiler import GPUTarget
@@ -100,19 +138,20 @@ def _compile(kern, consts: dict, warps: int):  # noqa: ANN001, ANN202 - JITFunct
 
     if not hasattr(kern, "cache_key"):
         raise RuntimeError("the kernels are in interpreter mode: run with TRITON_INTERPRET unset")
+    types = {**_POINTERS, **(pointers or {})}
     sig = {
         n: "constexpr"
         if n in consts
-        else _POINTERS.get(n, "fp32" if n == "eps" else "i64" if n == "x_addr" else "i32")
+        else types.get(n, "fp32" if n == "eps" else "i64" if n == "x_addr" else "i32")
         for n in kern.arg_names
     }
     # A launch specializes pointers and ints divisible by 16 (row strides, sizes): the loads vectorize.
+    # (Not the tensor-core kernel's M, the rows of x, nor the f16x2 GEMV's gate/up half width.)
     attrs = {
         (i,): [["tt.divisibility", 16]]
         for i, n in enumerate(kern.arg_names)
-        if sig[n] not in ("constexpr", "fp32")
+        if sig[n] not in ("constexpr", "fp32") and n not in ("half", "M")
     }
-    attrs = {k: v for k, v in attrs.items() if kern.arg_names[k[0]] != "half"}
     src = ASTSource(
         fn=kern,
         signature=sig,
@@ -120,7 +159,7 @@ def _compile(kern, consts: dict, warps: int):  # noqa: ANN001, ANN202 - JITFunct
         attrs=attrs,
     )
     return triton.compile(
-        src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": 2}
+        src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages}
     )
 
 
@@ -185,7 +224,12 @@ def cache_report(cache_dir: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     """Print the loop's instruction count per code and its opcodes, commonest first."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--kernel", default="word", choices=["word", "half2"], help="word GEMV or f16x2 GEMV")
+    p.add_argument(
+        "--kernel",
+        default="word",
+        choices=["word", "half2", "tc"],
+        help="word GEMV, f16x2 GEMV, or the tensor-core skinny GEMM at 16 rows (tc: counts per weight)",
+    )
     p.add_argument("--bits", type=int, default=8, choices=[8, 4, 2])
     p.add_argument("--block-n", type=int, default=32)
     p.add_argument("--block-w", type=int, default=64)
@@ -195,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         "--old-loop", action="store_true", help="the loop before LEAN_LOOP (gemv.LEAN_LOOP = False)"
     )
     p.add_argument("--rows", type=int, default=1, choices=[1, 2, 4], help="rows of x (f16x2 GEMV only)")
+    p.add_argument("--block-k", type=int, default=256, help="tc: codes a step with one scale per row")
+    p.add_argument("--stages", type=int, default=3, help="tc: pipeline stages")
+    p.add_argument(
+        "--x-dtype", default="bf16", choices=["bf16", "fp16"], help="tc: x's dtype (8-bit codes use fp16)"
+    )
     p.add_argument(
         "--cache",
         type=Path,
@@ -207,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.kernel == "half2" and args.bits == 8:
         p.error("the f16x2 GEMV reads 4- and 2-bit codes only")
     try:
+        if args.kernel == "tc":
+            return _print_tc(args)
         if args.kernel == "half2":
             kernel = compile_half2(args.bits, args.block_n, args.block_w, args.warps, args.group, args.rows)
         else:
@@ -227,6 +278,25 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.kernel} {args.bits}-bit, {args.block_n}x{args.block_w} words, {args.warps} warps, group {args.group or 'row'}: "
         f"loop {total} instructions for {codes:.0f} codes per thread ({tiles} tiles) = {total / codes:.2f} per code"
         + (f" and row of x ({args.rows} rows)" if args.rows > 1 else "")
+    )
+    for op, n in mix.most_common():
+        print(f"  {n:5d}  {op}")
+    return 0
+
+
+def _print_tc(args: argparse.Namespace) -> int:
+    """The tensor-core kernel's loop (one K step of a tile) per weight of a thread."""
+    kernel = compile_tc(
+        args.bits, args.block_n, args.block_k, args.warps, args.stages, args.group, args.x_dtype
+    )
+    mix = loop_mix(sass(kernel))
+    step = args.block_k if args.group == 0 else args.group
+    weights = args.block_n * step / (32 * args.warps)
+    total = sum(mix.values())
+    print(
+        f"tc {args.bits}-bit, {args.block_n}x{step} tile, {args.warps} warps, {args.stages} stages, x {args.x_dtype}, "
+        f"group {args.group or 'row'}: loop {total} instructions for {weights:.0f} weights per thread = "
+        f"{total / weights:.2f} per weight"
     )
     for op, n in mix.most_common():
         print(f"  {n:5d}  {op}")

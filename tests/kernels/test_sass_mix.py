@@ -80,6 +80,20 @@ def test_the_half2_gemv_loop_is_lean_and_x_stays_in_registers(rows, most):
     assert sum(n for op, n in grouped_ops.items() if op.startswith(("HFMA2", "HMUL2"))) >= 128 * (1 + rows)
 
 
+def test_the_tensor_core_loop_is_one_step_and_bf16_x_costs_its_conversion():
+    """--kernel tc: the int8 loop is one 64x256 step (2 n8 MMA tiles a warp by 16 k16 steps = 32 HMMAs), and
+    with bf16 x (converted to fp16 in the loop) it is longer than with fp16 x (docs/gpu-engine.md, session of
+    d9898f6: ~1 instruction a weight under Triton 3.6, a GPU measured 1-4% in speed for it)."""
+    tile = ("--kernel", "tc", "--bits", "8", "--block-n", "64", "--block-k", "256", "--warps", "4")
+    per_weight = {}
+    for x in ("bf16", "fp16"):
+        out = _sass_mix(*tile, "--x-dtype", x)
+        per_weight[x], ops = _mix(out)
+        assert "for 128 weights per thread" in out.splitlines()[0]
+        assert sum(n for op, n in ops.items() if op.startswith("HMMA")) == 32
+    assert per_weight["fp16"] < per_weight["bf16"] - 0.5
+
+
 def test_the_cache_report_lists_what_a_run_compiled(tmp_path):
     """--cache: the kernel compiled into a fresh Triton cache is listed with its warps and loop."""
     _sass_mix(*HALF2_TILE, "--group", "0", cache=tmp_path)

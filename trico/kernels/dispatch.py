@@ -55,6 +55,13 @@ def supported(module: torch.nn.Module) -> bool:
     return module.fmt == "tern1.6" or module.in_features % per_unit == 0
 
 
+ONE_WAVE_ROWS = 384 * 64
+"""Layers wider than this take other tensor-core shapes at 2-16 rows. Measured on one such layer (Llama-3's
+28672-row gate/up projection, tc-split sweep): its 448 programs of 64 rows ran 1.28x slower than 224 of 128
+rows, while Llama-2's 344 programs of 64 rows were the fastest shape; our reading is a part-full second
+wave of programs past ~384 (about 3 an SM), not profiled."""
+
+
 def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     """The tensor-core kernel's launch shape where it measured fastest, else None (another kernel).
 
@@ -73,7 +80,9 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     and Llama-3 layers; `gemv_variants.py --families tc-split`): narrow 4-bit layers take 128-row tiles
     split 8 ways (1.05-1.14x the four-way split of 64-row tiles), and the widest layers (Llama-3's
     28672 rows) 128-row 4-bit tiles (1.28-1.32x: 448 programs of 64 rows left a tail wave) or an int8
-    split of two (1.06x); every rule shape is within 5% of the best swept one there.
+    split of two (1.06x); every rule shape is within 5% of the best swept one there. In the decode step,
+    same run (benchmarks/results/profile-tc-split-rule-h200.json): Llama-3-8B batch 16 int4-g128 3683 ->
+    3513 us a step, int8 3646 -> 3577; Llama-2-7B batch 16 int4-g128 3534 -> 3444, batch 4 3004 -> 2875.
     """
     if not tc_supported(pw):
         return None
@@ -90,8 +99,7 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     if not per_row and bits == 4 and pw.mins is None and 1 < m <= 16:
         if split > 1:  # narrow layers: 128-row tiles, K split 8 ways
             return TcConfig(128, pw.group_size, 4, stages, 1, 8)
-        # one wave of programs: 64-row tiles past ~384 of them leave a tail (Llama-3's 28672 rows)
-        block_n = 128 if pw.n > 384 * 64 else 64 if pw.n >= 16384 else 32
+        block_n = 128 if pw.n > ONE_WAVE_ROWS else 64 if pw.n >= 16384 else 32
         return TcConfig(block_n, pw.group_size, 4, stages)
     if not per_row:
         block_n = 64 if split > 1 or pw.n >= 16384 else 32
@@ -102,7 +110,7 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
         return TcConfig(128, 512, 4, 3)
     if bits == 2 and pw.n > 4096 and long_k:
         return TcConfig(32 if pw.n < 16384 else 64, 512, 4, stages)
-    if bits == 8 and pw.n > 384 * 64 and 1 < m <= 16:
+    if bits == 8 and pw.n > ONE_WAVE_ROWS and 1 < m <= 16:
         split = 2  # Llama-3's 28672 rows (tc-split sweep: 1.06x the unsplit 64-row tiles)
     return TcConfig(
         64 if split > 1 or pw.n > 4096 else 32, block_k, 4, 3 if pw.n <= 4096 else stages, 1, split

@@ -57,7 +57,7 @@ def supported(module: torch.nn.Module) -> bool:
 
 ONE_WAVE_ROWS = 384 * 64
 """Layers wider than this take other tensor-core shapes at 2-16 rows. Measured on one such layer (Llama-3's
-28672-row gate/up projection, tc-split sweep): its 448 programs of 64 rows ran 1.28x slower than 224 of 128
+28672-row gate/up projection, tc-split sweep): its 448 programs of 64 rows took 1.28x the time of 224 of 128
 rows, while Llama-2's 344 programs of 64 rows were the fastest shape; our reading is a part-full second
 wave of programs past ~384 (about 3 an SM), not profiled."""
 

@@ -186,6 +186,8 @@ def acceptance(rows: list[dict], model: str = "llama-2-7b") -> list[str]:
             target,
             ".2f",
         )
+        if found:
+            lines += _byte_bound(*found[1], scheme, target)
     pre = newest(("bf16", "prefill", 1))
     check("prefill 2048 bf16, of the same-run matmul peak", pre, lambda r: r.get("mfu") or 0.0, 0.60, ".2f")
     if pre:
@@ -199,6 +201,21 @@ def acceptance(rows: list[dict], model: str = "llama-2-7b") -> list[str]:
                 ".2f",
             )
     return lines + [""]
+
+
+def _byte_bound(bf16: dict, quant: dict, scheme: str, target: float) -> list[str]:
+    """Under a batch-16 ratio line: the ratio the bytes a step allow at equal MBU (the KV cache reads are the
+    same for every weight format), and the fraction of bf16's MBU the target therefore asks of `scheme`."""
+    if not (
+        bf16.get("bytes_per_step") and quant.get("bytes_per_step") and bf16.get("mbu") and quant.get("mbu")
+    ):
+        return []
+    ceiling = bf16["bytes_per_step"] / quant["bytes_per_step"]
+    return [
+        f"  - bytes a step ({bf16['bytes_per_step'] / 1e9:.2f} GB bf16, {quant['bytes_per_step'] / 1e9:.2f} GB "
+        f"{scheme}, KV cache included) allow {ceiling:.2f} at equal MBU: the target asks {scheme} for "
+        f"{target / ceiling:.2f} of bf16's MBU (measured {quant['mbu']:.2f} against {bf16['mbu']:.2f})"
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

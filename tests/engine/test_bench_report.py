@@ -67,8 +67,8 @@ def test_acceptance_lines_pass_and_fail_from_one_run():
             speedup_vs_baseline=1.8,
             baseline=hf,
         ),
-        dict(run, bench="decode", scheme="bf16", batch=16, tok_s=1000.0),
-        dict(run, bench="decode", scheme="int4-g128", batch=16, tok_s=3000.0),
+        dict(run, bench="decode", scheme="bf16", batch=16, tok_s=1000.0, bytes_per_step=16e9, mbu=0.8),
+        dict(run, bench="decode", scheme="int4-g128", batch=16, tok_s=3000.0, bytes_per_step=4e9, mbu=0.6),
         dict(run, bench="prefill", scheme="bf16", batch=1, ttft_ms=50.0, mfu=0.65),
         dict(run, bench="prefill", scheme="int4-g128", batch=1, ttft_ms=100.0),
         dict(run, bench="decode", scheme="int8", batch=1, tok_s=999.0, _file="other.json", git_sha="old"),
@@ -92,6 +92,11 @@ def test_acceptance_lines_pass_and_fail_from_one_run():
     assert f"**PASS** bf16 batch-1 tok/s: 210.0 (target >= 205.0; {main})" in text
     assert "**FAIL** bf16 MBU" in text
     assert "**PASS** batch 16: int4-g128 total tok/s over bf16's: 3.00" in text
+    # 16 GB against 4 GB a step: 4x at equal MBU, so 2.5x asks for 0.62 of bf16's MBU
+    assert (
+        "allow 4.00 at equal MBU: the target asks int4-g128 for 0.62 of bf16's MBU (measured 0.60 against 0.80)"
+        in text
+    )
     assert "**FAIL** prefill int4-g128 speed over bf16's: 0.50" in text
     assert "**MISSING** int8 batch-1 tok/s" in text  # rows of runs without a baseline are not used
     assert "**FAIL** int4-g128 batch-1 tok/s: 300.0" in text

@@ -2,8 +2,8 @@
 
 8-bit codes need fp16's mantissa, so `qgemm_tc` converts a bf16 x tile to fp16 in the dot-operand
 layout, where every warp splitting N holds (and converts) the whole tile: under Triton 3.6 the int8
-loop spends ~1 of its 4.5 instructions a weight on it (`sass_mix.py`-style count of the loop). An
-fp16 x skips it. This times both on the GPU per Llama layer shape, as CUDA graphs beyond L2 (like
+loop spends ~1 of its 4.5 instructions a weight on it (`sass_mix.py --kernel tc --x-dtype bf16|fp16`).
+An fp16 x skips it. Measured on the H200: 1-4% (`results/experiments/tc-x-dtype-h200.json`). This times both on the GPU per Llama layer shape, as CUDA graphs beyond L2 (like
 `gemv_variants.py`), with a few launch shapes around the dispatched one.
 Usage: python benchmarks/tc_x_dtype.py [--rows 16] [--out FILE.json]
 """

@@ -268,6 +268,9 @@ def main() -> int:
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()
+    if not torch.cuda.is_available():
+        print("gemv_variants: no CUDA GPU here; nothing to time", file=sys.stderr)
+        return 2
     torch.manual_seed(0)
     results = {"gpu": torch.cuda.get_device_name(), "copy_GBps": copy_gbps(), "cases": []}
     wanted = set(args.formats.split(","))

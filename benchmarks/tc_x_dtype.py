@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=16)
     p.add_argument("--out", default="benchmarks/results/experiments/tc-x-dtype-h200.json")
     args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("tc_x_dtype: no CUDA GPU here; nothing to time", file=sys.stderr)
+        return 2
     rows = []
     for n, k in SHAPES:
         first = make_weight("int8", -1, True, n, k)

@@ -1,0 +1,26 @@
+"""GPU-only benchmark scripts on a machine without a GPU: a one-line notice and exit status 2, no traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the scripts would run on the GPU")
+@pytest.mark.parametrize("script", ["gemv_variants.py", "tc_x_dtype.py", "profile_decode.py"])
+def test_gpu_only_scripts_say_so_without_a_gpu(script, tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--out", str(tmp_path / "out.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert run.stderr.strip().splitlines()[-1].startswith(f"{script[:-3]}: no CUDA GPU here")
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "out.json").exists()

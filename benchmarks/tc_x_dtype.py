@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -21,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from benchmarks.gemv_variants import L2_BYTES, copy_gbps, graph_ms  # noqa: E402
-from benchmarks.kernels import make_weight, nbytes  # noqa: E402
+from benchmarks.gemv_variants import copy_gbps, graph_ms, weights_beyond_l2  # noqa: E402
+from benchmarks.kernels import nbytes  # noqa: E402
 from trico.kernels import qgemm_tc as tc  # noqa: E402
 from trico.kernels.dispatch import tensor_core_choice  # noqa: E402
 
@@ -51,9 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = []
     for n, k in SHAPES:
-        first = make_weight("int8", -1, True, n, k)
-        copies = max(2, math.ceil(4 * L2_BYTES / nbytes(first)))
-        pws = [first] + [make_weight("int8", -1, True, n, k) for _ in range(1, copies)]
+        pws = weights_beyond_l2("int8", -1, True, n, k)
+        first, copies = pws[0], len(pws)
         xb = [torch.randn(args.rows, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
         xh = [x.to(torch.float16) for x in xb]
         chosen = tensor_core_choice(first, args.rows)

@@ -2,7 +2,9 @@
 
 Example (on the GPU machine):
     ncu --clock-control none --kernel-name regex:_gemv_kernel --launch-skip 2 --launch-count 1 \
-        --section SpeedOfLight --section WarpStateStats python benchmarks/ncu_target.py --fmt int4-g128
+        --section SpeedOfLight --section WarpStateStats python benchmarks/ncu_target.py --fmt int8
+The kernel is the one dispatch picks (the f16x2 GEMV `_half2_kernel` for 4- and 2-bit codes at one or
+two rows; `--tiled` reads its tile-major copy of the words).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch  # noqa: E402
 from benchmarks.gemv_variants import FORMATS  # noqa: E402
 from benchmarks.kernels import make_weight  # noqa: E402
 from trico.kernels import dispatch  # noqa: E402
+from trico.kernels import gemv_half2 as gh  # noqa: E402
 from trico.kernels.gemv import gemv_words  # noqa: E402
 from trico.kernels.qgemm_tc import tc_qmm  # noqa: E402
 
@@ -29,19 +32,24 @@ def main() -> int:
     p.add_argument("--shape", default="22016x4096", help="NxK")
     p.add_argument("--rows", default=1, type=int)
     p.add_argument("--launches", default=4, type=int)
+    p.add_argument("--tiled", action="store_true", help="the f16x2 GEMV reads a tile-major copy of the words")
     args = p.parse_args()
     _, fmt, group, sym = next(f for f in FORMATS if f[0] == args.fmt)
     n, k = (int(v) for v in args.shape.split("x"))
     pw = make_weight(fmt, group, sym, n, k)
     x = torch.randn(args.rows, k, device="cuda", dtype=torch.bfloat16)
+    half2 = dispatch.half2_choice(pw, args.rows, x.dtype)
     words = dispatch.word_gemv_choice(pw, args.rows)
     tc = dispatch.tensor_core_choice(pw, args.rows)
+    tiled = gh.tile_major(pw, half2) if half2 is not None and args.tiled else None
     for _ in range(args.launches):
-        y = gemv_words(x, pw, words) if words is not None else tc_qmm(x, pw, tc)
+        if half2 is not None:
+            y = gh.gemv_half2(x, pw, half2, tiled=tiled)
+        else:
+            y = gemv_words(x, pw, words) if words is not None else tc_qmm(x, pw, tc)
     torch.cuda.synchronize()
-    print(
-        f"{args.fmt} {n}x{k} rows {args.rows}: {'word GEMV ' + str(words) if words else 'tensor-core ' + str(tc)}"
-    )
+    kernel = f"f16x2 GEMV {half2}" if half2 else f"word GEMV {words}" if words else f"tensor-core {tc}"
+    print(f"{args.fmt} {n}x{k} rows {args.rows}: {kernel}{' tile-major' if tiled is not None else ''}")
     return 0 if y.isfinite().all() else 1
 
 

@@ -4,7 +4,7 @@ Example (on the GPU machine):
     ncu --clock-control none --kernel-name regex:_gemv_kernel --launch-skip 2 --launch-count 1 \
         --section SpeedOfLight --section WarpStateStats python benchmarks/ncu_target.py --fmt int8
 The kernel is the one dispatch picks (the f16x2 GEMV `_half2_kernel` for 4- and 2-bit codes at one or
-two rows; `--tiled` reads its tile-major copy of the words).
+two rows).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ def main() -> int:
     p.add_argument("--shape", default="22016x4096", help="NxK")
     p.add_argument("--rows", default=1, type=int)
     p.add_argument("--launches", default=4, type=int)
-    p.add_argument("--tiled", action="store_true", help="the f16x2 GEMV reads a tile-major copy of the words")
     args = p.parse_args()
     _, fmt, group, sym = next(f for f in FORMATS if f[0] == args.fmt)
     n, k = (int(v) for v in args.shape.split("x"))
@@ -41,15 +40,14 @@ def main() -> int:
     half2 = dispatch.half2_choice(pw, args.rows, x.dtype)
     words = dispatch.word_gemv_choice(pw, args.rows)
     tc = dispatch.tensor_core_choice(pw, args.rows)
-    tiled = gh.tile_major(pw, half2) if half2 is not None and args.tiled else None
     for _ in range(args.launches):
         if half2 is not None:
-            y = gh.gemv_half2(x, pw, half2, tiled=tiled)
+            y = gh.gemv_half2(x, pw, half2)
         else:
             y = gemv_words(x, pw, words) if words is not None else tc_qmm(x, pw, tc)
     torch.cuda.synchronize()
     kernel = f"f16x2 GEMV {half2}" if half2 else f"word GEMV {words}" if words else f"tensor-core {tc}"
-    print(f"{args.fmt} {n}x{k} rows {args.rows}: {kernel}{' tile-major' if tiled is not None else ''}")
+    print(f"{args.fmt} {n}x{k} rows {args.rows}: {kernel}")
     return 0 if y.isfinite().all() else 1
 
 

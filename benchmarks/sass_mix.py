@@ -65,18 +65,9 @@ def compile_word_gemv(bits: int, block_n: int, block_w: int, warps: int, group: 
     return _compile(gemv._gemv_kernel, consts, warps)
 
 
-def compile_half2(  # noqa: ANN201 - CompiledKernel
-    bits: int,
-    block_n: int,
-    block_w: int,
-    warps: int,
-    group: int,
-    rows: int = 1,
-    tiled: bool = False,
-    **knobs: int,
-):
+def compile_half2(bits: int, block_n: int, block_w: int, warps: int, group: int, rows: int = 1):  # noqa: ANN201 - CompiledKernel
     """The f16x2 GEMV for sm_90 (symmetric codes, bf16 x, `rows` rows of x: 1, 2 or 4), one scale per row
-    (group 0) or per `group` codes; `tiled` reads tile-major words."""
+    (group 0) or per `group` codes."""
     per_row = group == 0
     offset = 1 << (bits - 1) if bits == 4 else 1
     x_asm, x_cons = gemv_half2.x_pairs_asm(bits, False)
@@ -100,11 +91,6 @@ def compile_half2(  # noqa: ANN201 - CompiledKernel
         "DOT_CONS": dot_cons,
         "PDL": 1,
         "GATE": False,
-        "TILED": tiled,
-        "L2_AHEAD": 0,
-        "X_L1": False,
-        "STRIDE_WN": 0,
-        **knobs,
     }
     return _compile(gemv_half2._half2_kernel, consts, warps)
 
@@ -253,7 +239,6 @@ def main(argv: list[str] | None = None) -> int:
         "--old-loop", action="store_true", help="the loop before LEAN_LOOP (gemv.LEAN_LOOP = False)"
     )
     p.add_argument("--rows", type=int, default=1, choices=[1, 2, 4], help="rows of x (f16x2 GEMV only)")
-    p.add_argument("--tiled", action="store_true", help="f16x2 GEMV: read tile-major words")
     p.add_argument("--block-k", type=int, default=256, help="tc: codes a step with one scale per row")
     p.add_argument("--stages", type=int, default=3, help="tc: pipeline stages")
     p.add_argument(
@@ -274,9 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.kernel == "tc":
             return _print_tc(args)
         if args.kernel == "half2":
-            kernel = compile_half2(
-                args.bits, args.block_n, args.block_w, args.warps, args.group, args.rows, args.tiled
-            )
+            kernel = compile_half2(args.bits, args.block_n, args.block_w, args.warps, args.group, args.rows)
         else:
             kernel = compile_word_gemv(
                 args.bits, args.block_n, args.block_w, args.warps, args.group, not args.old_loop

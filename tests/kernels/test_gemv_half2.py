@@ -11,7 +11,6 @@ from trico.kernels.gemv_half2 import (
     Half2Config,
     gemv_half2,
     half2_supported,
-    tile_major,
     unit_dot_asm,
     x_pairs_asm,
 )
@@ -77,27 +76,6 @@ def test_gate_epilogue_matches_the_separate_gate_kernel(fmt, n, k, group, sym, c
         assert _rel(got, want) < 1e-2
     with pytest.raises(AssertionError, match="residual"):
         gemv_half2(x, pw, cfg, residual=torch.zeros(rows, n, dtype=x.dtype, device=x.device), gate=True)
-
-
-@pytest.mark.parametrize("gate", [False, True])
-@pytest.mark.parametrize("fmt,n,k,group,sym", [CASES[1], CASES[4]])
-@pytest.mark.parametrize("cfg", [Half2Config(8, 4, 1), Half2Config(16, 8, 2, split_k=2)])
-def test_tile_major_words_give_the_row_major_result(fmt, n, k, group, sym, cfg, gate):
-    """The same weight read from its tile-major copy: the same words meet the same x, so the same output."""
-    q, s, m = random_packed(fmt, n, k, group, sym, seed=n + k + 3)
-    x = torch.randn(1, k, generator=torch.Generator().manual_seed(8)).to(DEV, torch.bfloat16)
-    pw = pack_for_kernel(*_dev(q, s, m), fmt, group, k)
-    tiled = tile_major(pw, cfg, gate)
-    words = pw.units.view(torch.uint8).view(torch.int32)
-    assert not torch.equal(tiled, words.reshape(-1)) and torch.equal(
-        tiled.sort().values, words.reshape(-1).sort().values
-    )
-    got = gemv_half2(x, pw, cfg, gate=gate, tiled=tiled).cpu()
-    want = gemv_half2(x, pw, cfg, gate=gate).cpu()
-    if DEV == "cpu":
-        assert torch.equal(got, want)
-    else:  # split-K partials meet in atomics in any order
-        assert _rel(got, want) < 1e-2
 
 
 @pytest.mark.parametrize("bits", [4, 2])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -165,6 +167,10 @@ def half2_choice(pw: qk.PackedWeight, m: int, dtype: torch.dtype) -> Half2Config
     int4 1.37-1.72x). Two rows (benchmarks/results/half2-rows-sweep-h200.json): 256-row tiles, 32-word
     steps for 4-bit codes and 16 for 2-bit, K split to half as many programs; the best swept shape on
     9 of 12 cases, 0.96 on int4 12288x4096, 0.90 on int4 22016x4096, 0.94 on tern2 22016x4096.
+    Llama-3-8B's shapes (benchmarks/results/half2-sweep-llama3-h200.json, three-quarter splits added to
+    the candidates): within 6% of the best, once its gate/up projection (28672 rows: 448 programs at
+    split 4, more than the 396 an H200 holds) splits K three ways to fit one wave (int4 26.3 -> 22.9
+    us, the best swept 21.3; tern2 16.5, the best).
     """
     if not HALF2_GEMV or m > min(MAX_ROWS, HALF2_ROWS) or not half2_supported(pw, dtype):
         return None
@@ -176,11 +182,29 @@ def half2_choice(pw: qk.PackedWeight, m: int, dtype: torch.dtype) -> Half2Config
     block_w = 32 if m == 1 or bits == 4 else 16
     while kw % block_w and block_w > 4:
         block_w //= 2
+    tiles = pw.n // block_n
     programs = SPLIT_K_PROGRAMS if m == 1 else SPLIT_K_PROGRAMS // 2
-    cfg = Half2Config(
-        block_n, block_w, 4, split_to_fill(pw.n // block_n, kw, min_words=block_w, programs=programs)
-    )
+    split = split_to_fill(tiles, kw, min_words=block_w, programs=programs)
+    resident = HALF2_PROGRAMS_PER_SM * _sm_count(pw.units.device)
+    if m == 1 and split <= 4 and tiles * split > resident:
+        # A wide layer's programs are long (a quarter of K or more each): the few that would wait for a
+        # second wave make a tail as long as the first. Split only as far as one wave holds.
+        split = max(1, resident // tiles)
+    cfg = Half2Config(block_n, block_w, 4, split)
     return cfg if half2_fits(pw, cfg) else None
+
+
+HALF2_PROGRAMS_PER_SM = 3
+"""4-warp f16x2 GEMV programs an SM holds at once: its sm_90 build keeps ~166 registers a thread
+(ncu: `results/ncu/ncu-6-half2-int4-g128-m1-h200.txt`, block limit by registers 3)."""
+
+
+@functools.cache
+def _sm_count(device: torch.device) -> int:
+    """Streaming multiprocessors of a CUDA device (132, an H100/H200 SXM's, for any other device)."""
+    if device.type != "cuda":
+        return 132
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 PROLOGUE_BITS = {NORM: {2}, SILU: {2, 8}}

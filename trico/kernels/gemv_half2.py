@@ -314,22 +314,6 @@ if triton is not None:
             y = y * tl.load(s_ptr + offs_n * stride_sn).to(tl.float32)
         return y
 
-    _PF_L2 = tl.constexpr("prefetch.global.L2 [$1]; mov.u32 $0, 0;")
-    _PF_L1 = tl.constexpr("prefetch.global.L1 [$1]; mov.u32 $0, 0;")
-
-    @triton.jit
-    def _prefetch(ptrs, ASM: tl.constexpr):
-        """Ask the cache named in ASM for the line of every address in ptrs (no registers wait for it)."""
-        tl.inline_asm_elementwise(ASM, "=r,l", [ptrs], dtype=tl.int32, is_pure=False, pack=1)
-
-    @triton.jit
-    def _prefetch_tile(pf_rows, at, BLOCK_W: tl.constexpr, ASM: tl.constexpr):
-        """The cache lines of one [BLOCK_N, BLOCK_W] word tile: each row's from word `at` on (pf_rows: row starts)."""
-        if BLOCK_W > 32:
-            _prefetch(pf_rows[:, None] + at + (tl.arange(0, BLOCK_W // 32) * 32)[None, :], ASM)
-        else:
-            _prefetch(pf_rows + at, ASM)
-
     @triton.jit
     def _half2_kernel(
         x_ptr,
@@ -364,25 +348,15 @@ if triton is not None:
         DOT2_CONS: tl.constexpr,
         PDL: tl.constexpr,
         GATE: tl.constexpr,
-        TILED: tl.constexpr = False,
-        L2_AHEAD: tl.constexpr = 0,
-        X_L1: tl.constexpr = False,
-        STRIDE_WN: tl.constexpr = 0,
     ):
         # Launcher guarantees: N % BLOCK_N == 0, WORDS_PER_SPLIT a multiple of BLOCK_W (no masks), and
         # scale groups of whole 4-word quads. ROWS (1, 2 or 4) rows of x share every unpacked code;
         # rows from M to ROWS re-read the last row and are not stored. With GATE y is [M, N / 2].
-        if STRIDE_WN > 0:  # rows a known distance apart: loads take immediate offsets from one base register
-            stride_wn = STRIDE_WN
         pid_n = tl.program_id(0)
         w_lo = tl.program_id(1) * WORDS_PER_SPLIT
         w_hi = tl.minimum(w_lo + WORDS_PER_SPLIT, KW)
         offs_n = tile_rows(pid_n, N, BLOCK_N, GATE)
-        if TILED:  # `tile_major` layout: each loop step's [BLOCK_N, BLOCK_W] words are one contiguous block
-            rows = w_ptr + pid_n.to(tl.int64) * BLOCK_N * KW + (tl.arange(0, BLOCK_N) * BLOCK_W)[:, None]
-        else:
-            rows = w_ptr + offs_n[:, None] * stride_wn
-        STEP: tl.constexpr = BLOCK_N if TILED else 1
+        rows = w_ptr + offs_n[:, None] * stride_wn
         acc0 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
         acc1 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
         acc2 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
@@ -390,20 +364,7 @@ if triton is not None:
         # The next tile's words are requested before this one is multiplied; the last step re-reads
         # its own tile instead of masking. Weights are constants: the first tile may be requested
         # before waiting for the kernel that writes x.
-        u_next = tl.load(rows + (w_lo * STEP + tl.arange(0, BLOCK_W))[None, :])
-        if L2_AHEAD > 0 or X_L1:  # one address per row (a fresh 1-D layout: no thread repeats a row)
-            pf_n = tile_rows(pid_n, N, BLOCK_N, GATE)
-            if TILED:
-                pf_rows = w_ptr + pid_n.to(tl.int64) * BLOCK_N * KW + tl.arange(0, BLOCK_N) * BLOCK_W
-            else:
-                pf_rows = w_ptr + pf_n * stride_wn
-        if L2_AHEAD > 0:  # the tiles after the next one go to L2 now: DRAM gets the program's requests early
-            for t in tl.static_range(1, L2_AHEAD + 1):
-                _prefetch_tile(
-                    pf_rows, tl.minimum(w_lo + t * BLOCK_W, w_hi - BLOCK_W) * STEP, BLOCK_W, _PF_L2
-                )
-        if X_L1 and not PER_ROW:  # the rows' scale lines of this split (constants: before the wait)
-            _prefetch(s_ptr + pf_n * stride_sn + (w_lo // 4) // QUADS_PER_GROUP, _PF_L1)
+        u_next = tl.load(rows + (w_lo + tl.arange(0, BLOCK_W))[None, :])
         wait_for_producer(PDL)
         r = tl.arange(0, ROWS)
         if ROWS == 1:
@@ -416,15 +377,7 @@ if triton is not None:
             ww = w0 + tl.arange(0, BLOCK_W)
             u = u_next
             nxt = tl.minimum(w0 + BLOCK_W, w_hi - BLOCK_W)
-            u_next = tl.load(rows + (nxt * STEP + tl.arange(0, BLOCK_W))[None, :])
-            if L2_AHEAD > 0:
-                ahead = tl.minimum(w0 + (L2_AHEAD + 1) * BLOCK_W, w_hi - BLOCK_W)
-                _prefetch_tile(pf_rows, ahead * STEP, BLOCK_W, _PF_L2)
-            if X_L1:  # the next tile's x lines, so its x loads hit L1 instead of waiting on L2
-                X_LINES: tl.constexpr = max(1, BLOCK_W * (64 // BITS) // 128)
-                for q in tl.static_range(ROWS):
-                    xrow = x_addr + tl.minimum(q, M - 1).to(tl.int64) * stride_xm * 2
-                    _prefetch(xrow + nxt.to(tl.int64) * (64 // BITS) + tl.arange(0, X_LINES) * 128, _PF_L1)
+            u_next = tl.load(rows + (nxt + tl.arange(0, BLOCK_W))[None, :])
             if DOT_ASM != "":
                 o0, o1, o2, o3 = _unit_dots(u, x_addr, stride_xm * 2, M - 1, ww, X_ASM, X_CONS, DOT_ASM, DOT_CONS,
                                             DOT2_ASM, DOT2_CONS, BITS, ROWS)  # fmt: skip
@@ -482,10 +435,6 @@ class Half2Config:
     """int32 words of a row per loop step (a multiple of 4)."""
     num_warps: int = 4
     split_k: int = 1
-    l2_ahead: int = 0
-    """Word tiles beyond the next one asked of L2 ahead of their loads (0: none)."""
-    x_l1: bool = False
-    """Prefetch the next tile's x lines (and the split's scale lines) into L1."""
 
 
 def half2_fits(pw: PackedWeight, config: Half2Config) -> bool:
@@ -500,14 +449,15 @@ def half2_default_config(pw: PackedWeight) -> Half2Config:
 
 
 def half2_candidates(pw: PackedWeight) -> list[Half2Config]:
-    """Launch shapes worth timing: 4-16 rows per thread in tiles of 64-256 rows, split-K around ~512 programs."""
+    """Launch shapes worth timing: 4-16 rows per thread in tiles of 64-256 rows, split-K around ~512 programs
+    (half, three quarters, once and twice the split that fills 512)."""
     kw = pw.k * HALF2_BITS[pw.fmt] // 32
     out = []
     for bn, bw in ((64, 32), (128, 16), (128, 32), (256, 16), (64, 64), (256, 32)):
         split = 1
         while (pw.n // bn) * split * 2 <= 512 and kw // (split * 2) >= 2 * bw and split < 16:
             split *= 2
-        for sk in sorted({max(1, split // 2), split, 2 * split}):
+        for sk in sorted({max(1, split // 2), max(1, 3 * split // 4), split, 2 * split}):
             cfg = Half2Config(bn, bw, 4, sk)
             if half2_fits(pw, cfg) and kw // sk >= bw:
                 out.append(cfg)
@@ -519,30 +469,6 @@ def half2_aligned(x: torch.Tensor) -> bool:
     return x.data_ptr() % 16 == 0 and (x.shape[0] == 1 or x.stride(0) * x.element_size() % 16 == 0)
 
 
-def tile_major(pw: PackedWeight, config: Half2Config, gate: bool = False) -> torch.Tensor:
-    """pw's int32 words reordered so that each loop step of `config` reads one contiguous block.
-
-    Row-major words put a step's [block_n, block_w] tile in block_n pieces one row (K * bits / 8 bytes)
-    apart; here tile p's rows (in the kernel's order, gate and up rows interleaved with `gate`) come
-    first, step by step: [N / block_n, KW / block_w, block_n, block_w].
-    """
-    assert half2_fits(pw, config), f"{config} does not tile {pw.fmt} [{pw.n}, {pw.k}]"
-    words = pw.units.view(torch.uint8).view(torch.int32)
-    n, kw = words.shape
-    bn, bw = config.block_n, config.block_w
-    order = torch.arange(n, device=words.device)
-    if gate:  # tile_rows: row j of tile p is gate row p * bn / 2 + j / 2 (j even) or the up row after N / 2
-        j = torch.arange(bn, device=words.device)
-        p = torch.arange(n // bn, device=words.device)[:, None]
-        order = (p * (bn // 2) + j // 2 + (j % 2) * (n // 2)).reshape(-1)
-    return words[order].view(n // bn, bn, kw // bw, bw).transpose(1, 2).contiguous().view(-1)
-
-
-CONST_STRIDE = True
-"""Compile the weight's row stride into the kernel (one build per K): the row addresses of a thread's rows
-then become immediate offsets (sm_90 SASS of the int4 g128 loop: 166 -> 125 registers, so four 4-warp
-programs fit an SM instead of three)."""
-
 MAX_ROWS = 4
 """Rows of x one launch takes (1, 2 or 4 at a time in the kernel; 3 runs as 4 with the last row repeated)."""
 
@@ -553,12 +479,10 @@ def gemv_half2(
     config: Half2Config | None = None,
     residual: torch.Tensor | None = None,
     gate: bool = False,
-    tiled: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """y [M, N] (+ residual) = x [M, K] @ W^T (M <= 4) for a 4- or 2-bit word-packed weight, two codes per f16x2 FMA.
 
     With `gate` W is a fused [gate; up] projection and y [M, N / 2] is silu(x @ gate^T) * (x @ up^T).
-    `tiled`: pw's words in the `tile_major` layout of this config and gate, read instead of pw.units.
     """
     assert triton is not None, "Triton is not installed"
     assert half2_supported(pw, x.dtype), f"the half2 GEMV does not take {pw.fmt} with K={pw.k} ({x.dtype})"
@@ -582,11 +506,6 @@ def gemv_half2(
         x, pw.n, kw, config.block_n, config.block_w, config.split_k, gate
     )
     words = pw.units.view(torch.uint8).view(torch.int32)
-    if tiled is not None:
-        assert tiled.dtype == torch.int32 and tiled.numel() == words.numel(), (
-            "tiled must be tile_major's output"
-        )
-        words = tiled
     per_row = pw.scale_mode in (0, 1)
     x_asm, x_cons = ("", "") if INTERPRET else x_pairs_asm(bits, x.dtype == torch.float16)
     dot_asm, dot_cons = ("", "") if INTERPRET else unit_dot_asm(bits, pw.offset)
@@ -623,10 +542,6 @@ def gemv_half2(
         DOT2_ASM=dot2_asm,
         DOT2_CONS=dot2_cons,
         GATE=gate,
-        TILED=tiled is not None,
-        L2_AHEAD=0 if INTERPRET else config.l2_ahead,  # prefetches are PTX: nothing to emulate
-        X_L1=False if INTERPRET else config.x_l1,
-        STRIDE_WN=words.stride(0) if CONST_STRIDE and tiled is None else 0,
         num_warps=config.num_warps,
         **launch_kwargs(x),
     )

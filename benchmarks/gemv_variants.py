@@ -168,9 +168,10 @@ def run_case(
         if grows:
             out["gemv_ms"], out["gemv_cfg"] = grows[0]["ms"], grows[0]["cfg"]
             out["gemv_rel_err"] = rel(gw.gemv_words(xs[0], pws[0], gw.GemvWordConfig(*grows[0]["cfg"])))
-    if m <= gh.MAX_ROWS and "half2" in families and gh.half2_supported(first):
-        hrows = sweep(gh.half2_candidates(first), gh.gemv_half2, "half2")
-        out["half2_all"] = hrows[:8]
+    if m <= gh.MAX_ROWS and families & {"half2", "half2-wave"} and gh.half2_supported(first):
+        cands = gh.half2_candidates(first) if "half2" in families else half2_wave_candidates(first)
+        hrows = sweep(cands, gh.gemv_half2, "half2")
+        out["half2_all"] = hrows[:8] if "half2" in families else hrows
         if hrows:
             out["half2_ms"], out["half2_cfg"] = hrows[0]["ms"], hrows[0]["cfg"]
             out["half2_rel_err"] = rel(gh.gemv_half2(xs[0], pws[0], gh.Half2Config(*hrows[0]["cfg"])))
@@ -203,6 +204,24 @@ def run_case(
     ):
         if key in out and out[key] < math.inf:
             out[key.replace("_ms", "_GBps")] = wbytes / (out[key] * 1e-3) / 1e9
+    return out
+
+
+def half2_wave_candidates(pw: qk.PackedWeight) -> list[gh.Half2Config]:
+    """f16x2 GEMV shapes of 128 or 256 rows, 4 or 8 warps, with every split-K from 1 to 16 that gives a
+    grid of its own (splits are rounded to whole steps): where one wave of programs ends matters
+    more than the split (a 4-warp program of 256 rows keeps 168 registers a thread, 3 an SM; of 128
+    rows 95, 5 an SM; Triton 3.6, sm_90)."""
+    kw = pw.k * gh.HALF2_BITS[pw.fmt] // 32
+    out, seen = [], set()
+    for bn, bw, warps in ((256, 32, 4), (128, 32, 4), (256, 32, 8), (128, 16, 4)):
+        for split in range(1, 17):
+            per_split = math.ceil(math.ceil(kw / split) / bw) * bw
+            key = (bn, bw, warps, math.ceil(kw / per_split))
+            cfg = gh.Half2Config(bn, bw, warps, split)
+            if key not in seen and gh.half2_fits(pw, cfg) and kw // split >= bw:
+                seen.add(key)
+                out.append(cfg)
     return out
 
 
@@ -268,7 +287,7 @@ def main() -> int:
         "without the PTX unpacking), gemv (or gemv-chosen: the dispatched shape only), "
         "a8 (or a8-chosen: the dispatched shape with and without prefetch), gemv-lean-ab (the "
         "dispatched word-GEMV shape with gemv.LEAN_LOOP on and off), half2 (the f16x2 GEMV's "
-        "candidates), dispatched (the tensor-core or word-GEMV kernel and shape dispatch picks with the "
+        "candidates; half2-wave: every split-K of 128/256-row tiles, all kept), dispatched (the tensor-core or word-GEMV kernel and shape dispatch picks with the "
         "f16x2 GEMV off: what it replaced), tc-dense (bf16: tile rows, warps, stages and split-K around "
         "the dispatched tensor-core shape, which is timed too), tc-split (any format: tile rows, warps and "
         "split-K 1-8 around the dispatched tensor-core shape, also timed)",

@@ -287,9 +287,10 @@ def main() -> int:
         "without the PTX unpacking), gemv (or gemv-chosen: the dispatched shape only), "
         "a8 (or a8-chosen: the dispatched shape with and without prefetch), gemv-lean-ab (the "
         "dispatched word-GEMV shape with gemv.LEAN_LOOP on and off), half2 (the f16x2 GEMV's "
-        "candidates; half2-wave: every split-K of 128/256-row tiles, all kept), dispatched (the tensor-core or word-GEMV kernel and shape dispatch picks with the "
-        "f16x2 GEMV off: what it replaced), tc-dense (bf16: tile rows, warps, stages and split-K around "
-        "the dispatched tensor-core shape, which is timed too), tc-split (any format: tile rows, warps and "
+        "candidates; half2-wave: every split-K of 128/256-row tiles, all kept), dispatched (the "
+        "tensor-core or word-GEMV kernel and shape dispatch picks with the f16x2 GEMV off: what it "
+        "replaced), tc-dense (bf16: tile rows, warps, stages and split-K around the dispatched "
+        "tensor-core shape, which is timed too), tc-split (any format: tile rows, warps and "
         "split-K 1-8 around the dispatched tensor-core shape, also timed)",
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")

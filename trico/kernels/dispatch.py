@@ -168,7 +168,7 @@ def half2_choice(pw: qk.PackedWeight, m: int, dtype: torch.dtype) -> Half2Config
     steps for 4-bit codes and 16 for 2-bit, K split to half as many programs; the best swept shape on
     9 of 12 cases, 0.96 on int4 12288x4096, 0.90 on int4 22016x4096, 0.94 on tern2 22016x4096.
     Llama-3-8B's shapes (benchmarks/results/half2-sweep-llama3-h200.json, three-quarter splits added to
-    the candidates): within 6% of the best, once its gate/up projection (28672 rows: 448 programs at
+    the candidates): within 7% of the best, once its gate/up projection (28672 rows: 448 programs at
     split 4, more than the 396 an H200 holds) splits K three ways to fit one wave (int4 26.3 -> 22.9
     us, the best swept 21.3; tern2 16.5, the best).
     """
@@ -185,18 +185,19 @@ def half2_choice(pw: qk.PackedWeight, m: int, dtype: torch.dtype) -> Half2Config
     tiles = pw.n // block_n
     programs = SPLIT_K_PROGRAMS if m == 1 else SPLIT_K_PROGRAMS // 2
     split = split_to_fill(tiles, kw, min_words=block_w, programs=programs)
-    resident = HALF2_PROGRAMS_PER_SM * _sm_count(pw.units.device)
-    if m == 1 and split <= 4 and tiles * split > resident:
+    if m == 1 and split <= 4:
         # A wide layer's programs are long (a quarter of K or more each): the few that would wait for a
         # second wave make a tail as long as the first. Split only as far as one wave holds.
-        split = max(1, resident // tiles)
+        resident = HALF2_PROGRAMS_PER_SM * _sm_count(pw.units.device)
+        if tiles * split > resident:
+            split = max(1, resident // tiles)
     cfg = Half2Config(block_n, block_w, 4, split)
     return cfg if half2_fits(pw, cfg) else None
 
 
 HALF2_PROGRAMS_PER_SM = 3
-"""4-warp f16x2 GEMV programs an SM holds at once: its sm_90 build keeps ~166 registers a thread
-(ncu: `results/ncu/ncu-6-half2-int4-g128-m1-h200.txt`, block limit by registers 3)."""
+"""4-warp f16x2 GEMV programs an SM holds at once: its sm_90 build of 256-row tiles keeps 168 registers a
+thread (ncu: `results/ncu/ncu-6-half2-int4-g128-m1-h200.txt`, block limit by registers 3)."""
 
 
 @functools.cache

@@ -26,6 +26,7 @@ from trico.kernels import gemv_a8 as ga  # noqa: E402
 from trico.kernels import gemv_half2 as gh  # noqa: E402
 from trico.kernels import qgemm_tc as tc  # noqa: E402
 from trico.kernels import qlinear as qk  # noqa: E402
+from trico.kernels.epilogue import whole_splits  # noqa: E402
 
 FORMATS = [  # (label, fmt, group (0 per tensor, -1 per row), symmetric)
     ("bf16", "bf16", 0, True),
@@ -216,8 +217,7 @@ def half2_wave_candidates(pw: qk.PackedWeight) -> list[gh.Half2Config]:
     out, seen = [], set()
     for bn, bw, warps in ((256, 32, 4), (128, 32, 4), (256, 32, 8), (128, 16, 4)):
         for split in range(1, 17):
-            per_split = math.ceil(math.ceil(kw / split) / bw) * bw
-            key = (bn, bw, warps, math.ceil(kw / per_split))
+            key = (bn, bw, warps, whole_splits(kw, split, bw)[1])
             cfg = gh.Half2Config(bn, bw, warps, split)
             if key not in seen and gh.half2_fits(pw, cfg) and kw // split >= bw:
                 seen.add(key)

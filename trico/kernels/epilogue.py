@@ -129,14 +129,19 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def whole_splits(words_per_row: int, split_k: int, block_w: int) -> tuple[int, int]:
+    """Words per split and the number of splits once each split is rounded up to whole block_w steps."""
+    per_split = _cdiv(_cdiv(words_per_row, split_k), block_w) * block_w
+    return per_split, _cdiv(words_per_row, per_split)
+
+
 def one_row_launch(
     x: torch.Tensor, n: int, words_per_row: int, block_n: int, block_w: int, split_k: int, gate: bool = False
 ) -> tuple[torch.Tensor, tuple[int, int], int, torch.Tensor, torch.Tensor]:
     """Output y [M, n] ([M, n / 2] with the SiLU gate; M: x's rows), grid, words per split and split-K
     workspace of a GEMV whose programs take block_n weight rows and whole steps of block_w words
     (splits may be fewer than asked once rounded)."""
-    per_split = _cdiv(_cdiv(words_per_row, split_k), block_w) * block_w
-    splits = _cdiv(words_per_row, per_split)
+    per_split, splits = whole_splits(words_per_row, split_k, block_w)
     y = torch.empty(x.shape[0], n // 2 if gate else n, dtype=x.dtype, device=x.device)
     grid = (n // block_n, splits)
     ws, cnt = split_workspace(x.device, x.shape[0] * n, grid[0]) if splits > 1 else (y, y)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from trico.kernels.qlinear import (
+    SPECS,
     GemvConfig,
     dequantize,
     dequantize_reference,
@@ -79,6 +80,27 @@ def test_qmm_matches_reference(fmt, n, k, group, sym, m_rows):
     got = qmm(x.to(DEV), pw, GemvConfig(block_n=16, block_kb=16, split_k=1)).cpu()
     assert got.dtype == x.dtype and got.shape == ref.shape
     assert _rel(got, ref) <= 1e-2
+
+
+@pytest.mark.parametrize(
+    "fmt,k,group,sym,dup",
+    [
+        ("uint3", 512, 128, True, False),
+        ("uint3", 512, 128, False, True),
+        ("uint3", 512, 256, False, False),
+        ("uint4", 256, 128, False, True),
+        ("tern1.6", 320, 80, True, False),
+    ],
+)
+def test_qmm_steps_inside_scale_groups_scale_the_product(fmt, k, group, sym, dup):
+    """Steps that stay inside one scale group (GROUP_DOT) multiply bare codes and scale each step's product."""
+    q, s, m = random_packed(fmt, 40, k, group, sym, seed=k + group)
+    x = torch.randn(5, k, generator=torch.Generator().manual_seed(9)).to(torch.bfloat16)
+    pw = pack_for_kernel(*_dev(q, s, m), fmt, group, k)
+    # block_kb 16: 16 units a step, inside one group
+    assert pw.scale_mode == 2 and group % (16 * SPECS[fmt].codes_per_unit) == 0
+    got = qmm(x.to(DEV), pw, GemvConfig(block_n=16, block_kb=16, split_k=2, dup=dup)).cpu()
+    assert _rel(got, qlinear_reference(x, q, s, m, fmt, group, k)) <= 1e-2
 
 
 @pytest.mark.parametrize("split_k", [2, 3])

@@ -174,6 +174,21 @@ if triton is not None:
         return _codes_bc(u[:, :, None], offs_p[None, None, :], FID, OFFSET)
 
     @triton.jit
+    def _group_step(acc, x2, w2, s_ptr, m_ptr, sidx, mask_n, HAS_MIN: tl.constexpr, DOT_F32: tl.constexpr):
+        """acc + x2 @ (s * w2 + min)^T for one step inside a scale group: w2 holds bare codes (minus the offset),
+        so the dot runs on 16-bit operands exactly and the group's scale (and min times the step's x sums)
+        is applied to the [BM, BN] product in fp32, not per weight (nor in tf32x3 on fp32 operands)."""
+        if DOT_F32:  # the CPU interpreter's 16-bit dot is wrong; fp32 of the same operands is exact
+            part = tl.dot(x2.to(tl.float32), tl.trans(w2.to(tl.float32)))
+        else:
+            part = tl.dot(x2, tl.trans(w2.to(x2.dtype)))
+        acc += part * tl.load(s_ptr + sidx, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        if HAS_MIN:
+            xs = tl.sum(x2.to(tl.float32), axis=1)
+            acc += xs[:, None] * tl.load(m_ptr + sidx, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        return acc
+
+    @triton.jit
     def _qmm_kernel(
         x_ptr,
         w_ptr,
@@ -206,6 +221,9 @@ if triton is not None:
     ):
         # SCALE_MODE: 0 no scales (float W), 1 one scale per row (applied to the accumulator),
         # 2 one scale per unit (group a multiple of P), 3 one scale per code (tern1.6 groups).
+        # GROUP_DOT: every step lies in one scale group, so the tensor cores multiply the bare codes
+        # (exact in 16 bits) and the step's [BM, BN] product is scaled in fp32 (`_group_step`).
+        GROUP_DOT: tl.constexpr = USE_DOT and SCALE_MODE == 2 and BLOCK_IN_GROUP
         pid_n = tl.program_id(0)
         pid_k = tl.program_id(1)
         pid_m = tl.program_id(2)
@@ -230,12 +248,7 @@ if triton is not None:
                 m2 = mask_n[:, None] & kmask1[None, :]
                 u2 = _load_units(w_ptr, offs_n, kk // P, m2, stride_wn, FID)
                 f2 = _codes_bc(u2, (kk % P)[None, :], FID, OFFSET)
-                if SCALE_MODE == 2 and BLOCK_IN_GROUP:
-                    sidx1 = offs_n * stride_sn + (j0 * P) // G
-                    f2 = f2 * tl.load(s_ptr + sidx1, mask=mask_n, other=0.0).to(tl.float32)[:, None]
-                    if HAS_MIN:
-                        f2 = f2 + tl.load(m_ptr + sidx1, mask=mask_n, other=0.0).to(tl.float32)[:, None]
-                elif SCALE_MODE >= 2:
+                if SCALE_MODE >= 2 and not GROUP_DOT:
                     sidx2 = offs_n[:, None] * stride_sn + (kk // G)[None, :]
                     f2 = f2 * tl.load(s_ptr + sidx2, mask=m2, other=0.0).to(tl.float32)
                     if HAS_MIN:
@@ -245,7 +258,10 @@ if triton is not None:
                     mask=mask_m[:, None] & kmask1[None, :],
                     other=0.0,
                 )
-                if DOT_F32:
+                if GROUP_DOT:
+                    acc = _group_step(acc, x2, f2, s_ptr, m_ptr, offs_n * stride_sn + (j0 * P) // G, mask_n,
+                                      HAS_MIN, DOT_F32)  # fmt: skip
+                elif DOT_F32:
                     acc += tl.dot(x2.to(tl.float32), tl.trans(f2))
                 elif SCALE_MODE >= 2:
                     acc += tl.dot(x2.to(tl.float32), tl.trans(f2), input_precision="tf32x3")
@@ -258,7 +274,7 @@ if triton is not None:
                 mask_j = offs_j < j_hi
                 wmask = mask_n[:, None] & mask_j[None, :]
                 u = _load_units(w_ptr, offs_n, offs_j, wmask, stride_wn, FID)
-                if SCALE_MODE == 2:
+                if SCALE_MODE == 2 and not GROUP_DOT:
                     sidx = offs_n[:, None] * stride_sn + (offs_j * P // G)[None, :]
                     su = tl.load(s_ptr + sidx, mask=wmask, other=0.0).to(tl.float32)
                     if HAS_MIN:
@@ -285,12 +301,15 @@ if triton is not None:
                             other=0.0,
                         )
                         x2 = tl.reshape(xv, [BLOCK_M, BLOCK_J * P_PAD])
-                    if SCALE_MODE == 2:
+                    if SCALE_MODE == 2 and not GROUP_DOT:
                         f = f * su[:, :, None]
                         if HAS_MIN:
                             f = f + mu[:, :, None]
                     w2 = tl.reshape(f, [BLOCK_N, BLOCK_J * P_PAD])
-                    if DOT_F32:
+                    if GROUP_DOT:
+                        acc = _group_step(acc, x2, w2, s_ptr, m_ptr, offs_n * stride_sn + (j0 * P) // G, mask_n,
+                                          HAS_MIN, DOT_F32)  # fmt: skip
+                    elif DOT_F32:
                         acc += tl.dot(x2.to(tl.float32), tl.trans(w2))
                     elif SCALE_MODE >= 2:
                         # Scaled weights rounded to bf16 for the tensor cores moved 42% of a ternary
@@ -471,7 +490,8 @@ def default_config(pw: PackedWeight, m: int) -> GemvConfig:
     """
     if m == 1:
         return GemvConfig(8, 256, 1)
-    return GemvConfig(16, 128, 1)
+    # grouped weights: steps of 64 unit bytes stay inside 128-code groups (GROUP_DOT in _qmm_kernel)
+    return GemvConfig(16, 64 if pw.scale_mode == 2 else 128, 1)
 
 
 _TUNED: dict[tuple, GemvConfig | None] = {}
@@ -485,6 +505,9 @@ def candidates(m: int) -> list[GemvConfig]:
     return [
         GemvConfig(32, 128, 1),
         GemvConfig(16, 128, 1),
+        GemvConfig(32, 64, 1),
+        GemvConfig(64, 64, 1),
+        GemvConfig(32, 64, 4),
         GemvConfig(32, 64, 1, dup=True),
         GemvConfig(64, 64, 1, dup=True),
         GemvConfig(16, 64, 1, dup=True),

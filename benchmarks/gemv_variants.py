@@ -33,6 +33,8 @@ FORMATS = [  # (label, fmt, group (0 per tensor, -1 per row), symmetric)
     ("int8", "int8", -1, True),
     ("int4-g128", "uint4", 128, True),
     ("int4-g128-asym", "uint4", 128, False),
+    ("int3-g128", "uint3", 128, True),
+    ("int3-g128-asym", "uint3", 128, False),
     ("tern2", "tern2", 0, True),
 ]
 SHAPES = [(4096, 4096), (12288, 4096), (22016, 4096), (4096, 11008), (28672, 4096), (4096, 14336)]

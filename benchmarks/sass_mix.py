@@ -124,7 +124,7 @@ def compile_tc(bits: int, block_n: int, block_k: int, warps: int, stages: int, g
     }
     pointers = {
         "x_ptr": f"*{'fp16' if x_dtype == 'fp16' else 'bf16'}",
-        "w_ptr": "*u8",
+        "w_ptr": "*i32" if bits == 3 else "*u8",  # 3-bit units are read as whole words
         "y_ptr": f"*{x_dtype}",
     }
     return _compile(qgemm_tc._tc_kernel, consts, warps, stages, pointers)
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=["word", "half2", "tc"],
         help="word GEMV, f16x2 GEMV, or the tensor-core skinny GEMM at 16 rows (tc: counts per weight)",
     )
-    p.add_argument("--bits", type=int, default=8, choices=[8, 4, 2])
+    p.add_argument("--bits", type=int, default=8, choices=[8, 4, 3, 2])
     p.add_argument("--block-n", type=int, default=32)
     p.add_argument("--block-w", type=int, default=64)
     p.add_argument("--warps", type=int, default=2)

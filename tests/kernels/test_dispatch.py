@@ -5,6 +5,7 @@ import os
 import torch
 
 from trico.kernels import dispatch, kernels_enabled, torch_reference
+from trico.kernels.qgemm_tc import TcConfig
 from trico.quant.qlinear import QLinear
 
 DEV = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
@@ -92,7 +93,11 @@ def test_tensor_core_choice_follows_the_measured_rules():
     assert dispatch.tensor_core_choice(int8, 16) is not None
     wide_int8 = _packed("int8", 8192, 256, 256)
     assert dispatch.tensor_core_choice(wide_int8, 16) is not None  # no qmm fallback when wide
-    assert dispatch.tensor_core_choice(_packed("uint3", 64, 256, 64), 16) is None  # no tensor-core reader
+    int3 = _packed("uint3", 64, 256, 64)
+    assert dispatch.tensor_core_choice(int3, 1) is None  # one row: qmm
+    assert dispatch.tensor_core_choice(int3, 16) == TcConfig(32, 64, 4, 3, 1, 1)  # 3-bit units as words
+    assert dispatch.tensor_core_choice(_packed("uint3", 64, 256, 64, sym=False), 4).block_n == 128
+    assert dispatch.tensor_core_choice(_packed("tern1.6", 64, 256, 0), 16) is None  # no tensor-core reader
     dense = pack_for_kernel(torch.randn(64, 256).to(torch.bfloat16), None, None, "bf16", 256, 256)
     assert dispatch.tensor_core_choice(dense, 1).num_warps == 2
 

@@ -86,6 +86,10 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     split of two (1.06x); every rule shape is within 5% of the best swept one there. In the decode step,
     same run (benchmarks/results/profile-tc-split-rule-h200.json): Llama-3-8B batch 16 int4-g128 3683 ->
     3513 us a step, int8 3646 -> 3577; Llama-2-7B batch 16 int4-g128 3534 -> 3444, batch 4 3004 -> 2875.
+    3-bit codes above one row (no PTX unpacking: `qgemm_tc._unpack3`) take 32-row tiles (128 with mins), three
+    stages and the narrow layers' four-way split, from an H200 run of the kernel's candidates
+    (benchmarks/results/tc-int3-h200.json, int3-g128 on Llama-2-7B shapes at 4 and 16 rows); one row stays
+    on qmm, which was faster there.
     """
     if not tc_supported(pw):
         return None
@@ -99,6 +103,9 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
         return None
     stages = 4 if m <= 16 else 3
     split = 4 if pw.n <= 4096 and pw.k >= 4096 else 1
+    if bits == 3:
+        return TcConfig(128 if pw.mins is not None else 32, pw.group_size if not per_row else block_k, 4, 3, 1,
+                        split)  # fmt: skip
     if not per_row and bits == 4 and pw.mins is None and 1 < m <= 16:
         if split > 1:  # narrow layers: 128-row tiles, K split 8 ways
             return TcConfig(128, pw.group_size, 4, stages, 1, 8)

@@ -26,8 +26,10 @@ need 8 mantissa bits and run in fp16 (x is converted); narrower codes use x's ow
 Measured on the H100 (same JSON): a bit-plane variant (one dot per nibble position, no reordering
 into K order) and a weight-as-first-operand variant were both slower than this one.
 
-Formats: int8 (signed), uint8, uint4, uint2 / tern2, and bf16/fp16 weights (a plain skinny GEMM,
-which beats cuBLAS's GEMV on most Llama shapes). uint3 and tern1.6 stay on `qlinear.qmm`.
+Formats: int8 (signed), uint8, uint4, uint3, uint2 / tern2, and bf16/fp16 weights (a plain skinny GEMM,
+which beats cuBLAS's GEMV on most Llama shapes). uint3 codes come in 3-byte units of 8 codes, which
+no PTX pattern here lines up with: they unpack with Triton tensor ops on the GPU too (`_unpack3`).
+tern1.6 (5 codes a byte) stays on `qlinear.qmm`.
 """
 
 from __future__ import annotations
@@ -46,15 +48,18 @@ if triton is not None:
 
     from trico.kernels.epilogue import load_residual, store_output
 
-TC_BITS = {"bf16": 16, "fp16": 16, "int8": 8, "uint8": 8, "uint4": 4, "uint2": 2, "tern2": 2}
+TC_BITS = {"bf16": 16, "fp16": 16, "int8": 8, "uint8": 8, "uint4": 4, "uint3": 3, "uint2": 2, "tern2": 2}
 """Formats this kernel reads, with their bits per code."""
 
 
 def tc_supported(pw: PackedWeight) -> bool:
-    """Whether the tensor-core kernel handles this weight (format, and K a multiple of 64)."""
+    """Whether the tensor-core kernel handles this weight (format, K a multiple of 64, whole-step scale groups)."""
     if pw.fmt not in TC_BITS or pw.k % 64:
         return False
-    return pw.scale_mode in (0, 1) or pw.group_size % 16 == 0  # a dot needs K >= 16
+    if pw.scale_mode in (0, 1):
+        return True
+    # a dot needs K >= 16; 3-bit steps are whole 32-code word triples (_unpack3)
+    return pw.group_size % (32 if TC_BITS[pw.fmt] == 3 else 16) == 0
 
 
 @dataclass(frozen=True)
@@ -155,18 +160,50 @@ if triton is not None:
         return c
 
     @triton.jit
+    def _units4(u0, u1, u2, u3, P: tl.constexpr):
+        """Code P of four 24-bit units on two new axes: [..., a, b] is unit 2a + b's."""
+        return tl.join(
+            tl.join((u0 >> 3 * P) & 7, (u2 >> 3 * P) & 7), tl.join((u1 >> 3 * P) & 7, (u3 >> 3 * P) & 7)
+        )
+
+    @triton.jit
+    def _unpack3(w_ptrs, mask_n, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        """3-bit codes [BN, BK] (int32) in K order from 3-byte units of 8 codes (little-endian, code p at bits 3p).
+
+        w_ptrs [BN, BK / 32, 4] points at the int32 words 3g, 3g + 1, 3g + 2 of each 32 codes (the fourth
+        column repeats the third): a unit never lines up with a 16-byte PTX pattern, but 4 units are 3
+        whole words, so the tile is read with 4-byte loads instead of one load a byte."""
+        words = tl.load(w_ptrs, mask=mask_n[:, None, None], other=0)
+        a, b = tl.split(tl.reshape(words, [BLOCK_N, BLOCK_K // 32, 2, 2]))
+        w0, w2 = tl.split(a)
+        w1, _ = tl.split(b)
+        u0 = w0 & 0xFFFFFF
+        u1 = ((w0 >> 24) & 0xFF) | ((w1 & 0xFFFF) << 8)
+        u2 = ((w1 >> 16) & 0xFFFF) | ((w2 & 0xFF) << 16)
+        u3 = (w2 >> 8) & 0xFFFFFF
+        # Joins nest as [g, a, b, pa, pb, pc]: code 4pa + 2pb + pc of unit 2a + b, K order once flattened.
+        evens = tl.join(tl.join(_units4(u0, u1, u2, u3, 0), _units4(u0, u1, u2, u3, 4)),
+                        tl.join(_units4(u0, u1, u2, u3, 2), _units4(u0, u1, u2, u3, 6)))  # fmt: skip
+        odds = tl.join(tl.join(_units4(u0, u1, u2, u3, 1), _units4(u0, u1, u2, u3, 5)),
+                       tl.join(_units4(u0, u1, u2, u3, 3), _units4(u0, u1, u2, u3, 7)))  # fmt: skip
+        return tl.reshape(tl.join(evens, odds), [BLOCK_N, BLOCK_K])
+
+    @triton.jit
     def _tile_dot(
         x_ptrs, w_ptrs, mask_m, mask_n, BITS, SIGNED8, FP16, SUB, BLOCK_N, BLOCK_K, DOT_F32, ASM, CONSTRAINTS
     ):  # noqa: ANN001, ANN202, E501
         """One [BM, BK] x [BK, BN] step: the x tile in the dot's dtype, and x times the (MAGIC + c - SUB) tile."""
-        b = tl.load(w_ptrs, mask=mask_n[:, None], other=0)
         x = tl.load(x_ptrs, mask=mask_m[:, None], other=0.0)
         if BITS == 16:
-            w = b
+            w = tl.load(w_ptrs, mask=mask_n[:, None], other=0)
         elif ASM != "":
+            b = tl.load(w_ptrs, mask=mask_n[:, None], other=0)
             w = _unpack_ptx(b, ASM, CONSTRAINTS, BITS, FP16, BLOCK_N, BLOCK_K)
         else:
-            c = _unpack(b, BLOCK_N, BLOCK_K, BITS, SIGNED8)
+            if BITS == 3:
+                c = _unpack3(w_ptrs, mask_n, BLOCK_N, BLOCK_K)
+            else:
+                c = _unpack(tl.load(w_ptrs, mask=mask_n[:, None], other=0), BLOCK_N, BLOCK_K, BITS, SIGNED8)
             bits = c.to(tl.int16) | (0x6400 if FP16 else 0x4300)
             w = bits.to(tl.float16 if FP16 else tl.bfloat16, bitcast=True)
             if SUB > 0:
@@ -227,13 +264,22 @@ if triton is not None:
         ymask = mask_m[:, None] & mask_n[None, :]
         res = load_residual(res_ptr, y_offs, ymask, HAS_RES)
         BKB: tl.constexpr = BLOCK_K * BITS // 8 if BITS < 16 else BLOCK_K
+        BKW: tl.constexpr = BLOCK_K * 3 // 32 if BITS == 3 else BKB  # w_ptr elements a step: words for 3 bits
         MAGIC: tl.constexpr = 1024.0 if FP16 else 128.0
         STEP: tl.constexpr = BLOCK_K * GROUPS_PER_STEP
         SUB: tl.constexpr = MAGIC + OFFSET if BITS < 16 else 0.0
         k_per_split = tl.cdiv(tl.cdiv(K, SPLIT_K), STEP) * STEP
         k_lo = pid_k * k_per_split
         k_hi = tl.minimum(k_lo + k_per_split, K)
-        w_ptrs = w_ptr + offs_n[:, None] * stride_wn + (k_lo * BKB // BLOCK_K + tl.arange(0, BKB))[None, :]
+        if BITS == 3:  # BKB = 3 * BLOCK_K / 8 bytes is no power of two: words 3g..3g+2 of each 32 codes
+            word = (k_lo // 32 + tl.arange(0, BLOCK_K // 32))[:, None] * 3 + tl.minimum(tl.arange(0, 4), 2)[
+                None, :
+            ]
+            w_ptrs = w_ptr + (offs_n[:, None] * stride_wn)[:, :, None] + word[None, :, :]
+        else:
+            w_ptrs = (
+                w_ptr + offs_n[:, None] * stride_wn + (k_lo * BKB // BLOCK_K + tl.arange(0, BKB))[None, :]
+            )
         x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_lo + tl.arange(0, BLOCK_K))[None, :]
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
         xacc = tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.float32)
@@ -241,7 +287,7 @@ if triton is not None:
             for gi in tl.static_range(GROUPS_PER_STEP):
                 xd, part = _tile_dot(
                     x_ptrs + gi * BLOCK_K,
-                    w_ptrs + gi * BKB,
+                    w_ptrs + gi * BKW,
                     mask_m,
                     mask_n,
                     BITS,
@@ -266,7 +312,7 @@ if triton is not None:
                         xs = tl.sum(xd.to(tl.float32), axis=1)
                         mn = tl.load(m_ptr + sidx, mask=mask_n, other=0.0).to(tl.float32)
                         acc += xs[:, None] * mn[None, :]
-            w_ptrs += STEP * BKB // BLOCK_K
+            w_ptrs += STEP * BKW // BLOCK_K
             x_ptrs += STEP
         if PER_ROW and BITS < 16:
             s = tl.load(s_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
@@ -376,6 +422,8 @@ def _launch(
         x = x.to(torch.bfloat16)  # the tensor cores take 16-bit operands; accumulation stays fp32
     block_m = max(16, triton.next_power_of_2(m))
     units = pw.units if bits == 16 else pw.units.view(torch.uint8)
+    if bits == 3:  # read as int32 words (_unpack3): rows of 3K/8 bytes are whole words when K % 32 == 0
+        units = units.view(torch.int32)
     fp16 = bits == 8 or (bits == 16 and units.dtype == torch.float16) or x.dtype == torch.float16
     gps = 1 if per_row else config.groups_per_step
     assert pw.k % (block_k * gps) == 0, f"{gps} groups per step must divide K={pw.k}"

@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             f"/--mlp value(s): {', '.join(bad)}"
         )
     cases = [
-        (f, m, a, pro, loop, h2, int(sp), am, ge)
+        (f, m, a, pro, loop, h2, int(sp), am, ge, ml)
         for f in args.formats.split(",")
         if f
         for a in attentions

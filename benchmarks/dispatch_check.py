@@ -10,9 +10,7 @@ fused [gate; up] projection) it checks `dispatch.gated_forward` against silu(gat
 its launch shape), and
 `--fresh-workspace` zeroes the split-K workspaces before every call, which tells a wrong call from a
 call spoiled by what an earlier one left behind. (It found the split-K bug's fix:
-results/experiments/split-k-epilogue-variants-h200.txt.) `--mlp DxH,...` also checks the one-launch MLP
-(`dispatch.mlp_forward`: gate/up, grid-wide barrier, down + residual) of each format on blocks of model
-width D and hidden width H at one row, against the two-launch path and the reference MLP.
+results/experiments/split-k-epilogue-variants-h200.txt.)
 
 Usage: python benchmarks/dispatch_check.py [--formats ...] [--shapes NxK,...] [--rows 1,8,...] [--out FILE.json]
 Exit status 1 when any error is above --tol.
@@ -114,41 +112,6 @@ def check_case(label: str, n: int, k: int, rows: int, args: argparse.Namespace) 
     return out
 
 
-def check_mlp(label: str, dim: int, hidden: int, args: argparse.Namespace) -> dict | None:
-    """The one-launch MLP of a [2H, D] gate/up and [D, H] down projection at one row; None where it does not run."""
-    fmt, group, sym = FORMATS[label]
-    if group > 0 and (dim % group or hidden % group):
-        return None
-    gate_up = make_weight(fmt, group, sym, 2 * hidden, dim, device=args.device)._owner
-    down = make_weight(fmt, group, sym, dim, hidden, device=args.device)._owner
-    gen = torch.Generator(device=args.device).manual_seed(dim + hidden)
-    x = torch.randn(1, dim, device=args.device, generator=gen).to(torch.bfloat16)
-    res = torch.randn(1, dim, device=args.device, generator=gen).to(torch.bfloat16)
-    saved, dispatch.MLP_ONE_LAUNCH = dispatch.MLP_ONE_LAUNCH, True
-    try:
-        with contextlib.nullcontext() if x.is_cuda else fused_on_cpu():
-            if not dispatch.mlp_fits(gate_up, down, x):
-                return None
-            gu = gate_up.reference_forward(x)
-            ref = (
-                res + down.reference_forward(torch.nn.functional.silu(gu[:, :hidden]) * gu[:, hidden:])
-            ).float()
-            dispatch.MLP_ONE_LAUNCH = False
-            two = dispatch.qlinear_forward(down, dispatch.gated_forward(gate_up, x), residual=res).float()
-            dispatch.MLP_ONE_LAUNCH = True
-            one = lambda: dispatch.mlp_forward(gate_up, down, x, res)  # noqa: E731
-            return {
-                "format": label,
-                "mlp": f"{dim}x{hidden}",
-                "rows": 1,
-                "kernel": "one-launch-mlp",
-                "max_rel_err": worst_error(one, ref, args.repeats, args.fresh_workspace),
-                "vs_two_launches": worst_error(one, two, args.repeats, args.fresh_workspace),
-            }
-    finally:
-        dispatch.MLP_ONE_LAUNCH = saved
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run every case, print one line each, write the JSON, exit 1 on any error above --tol."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -170,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         help="the same for silu(gate) * up: a product of two projections, and silu's relative slope "
         "reaches ~2 for negative gates, so the projections' error about doubles",
     )
-    p.add_argument("--mlp", default="", help="DxH,... blocks whose one-launch MLP to check too (one row)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--out", default="", help="JSON file for the rows (none: print only)")
     args = p.parse_args(argv)
@@ -180,11 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error("no CUDA device: pass --device cpu (with TRITON_INTERPRET=1) to run the interpreter")
     try:
-        shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",") if s]
+        shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
         rows = [int(r) for r in args.rows.split(",")]
-        mlps = [tuple(int(v) for v in s.split("x")) for s in args.mlp.split(",") if s]
     except ValueError:
-        p.error("--shapes and --mlp are NxK,NxK,... and --rows a comma-separated list of integers")
+        p.error("--shapes is NxK,NxK,... and --rows a comma-separated list of integers")
     results, bad = [], []
     for label in args.formats.split(","):
         for n, k in shapes:
@@ -212,18 +173,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{label:14s} {n:6d}x{k:<6d} rows {m:3d}  {r['kernel']:12s} {r['max_rel_err']:.1e}{forced}{gate}"
                 )
-    for label in args.formats.split(","):
-        for dim, hidden in mlps:
-            r = check_mlp(label, dim, hidden, args)
-            if r is None:
-                continue
-            results.append(r)
-            if max(r["max_rel_err"], r["vs_two_launches"]) > args.tol:
-                bad.append(r)
-            print(
-                f"{label:14s} mlp {dim}x{hidden}  rows 1  {r['kernel']} {r['max_rel_err']:.1e}  "
-                f"vs two launches {r['vs_two_launches']:.1e}"
-            )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"{len(results)} cases, {len(bad)} above {args.tol:g} (gated: {args.gate_tol:g})")

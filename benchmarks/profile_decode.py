@@ -14,10 +14,8 @@ neither, only one) vs as kernels of their own (trico/kernels/prologue.py), and `
 for the one-row word GEMV's loop (trico.kernels.gemv.LEAN_LOOP), `--half2 on,off` for the f16x2 GEMV
 of one-row 4- and 2-bit layers (trico.kernels.dispatch.HALF2_GEMV), `--split-programs 256,512,1024`
 for the grid size the one-row GEMVs' split-K aims for (trico.kernels.dispatch.SPLIT_K_PROGRAMS), and
-`--argmax kernel,torch` for the greedy token's argmax (trico.kernels.argmax.KERNEL), `--gate-epilogue
-on,off` for the SiLU gate written by the gate/up projection's kernel (trico.kernels.dispatch.GATE_EPILOGUE),
-and `--mlp two,one` for a block's gate/up and down projections as two grids or one persistent launch
-(trico.kernels.dispatch.MLP_ONE_LAUNCH).
+`--argmax kernel,torch` for the greedy token's argmax (trico.kernels.argmax.KERNEL), and `--gate-epilogue
+on,off` for the SiLU gate written by the gate/up projection's kernel (trico.kernels.dispatch.GATE_EPILOGUE).
 
 Example (on the GPU machine):
     python benchmarks/profile_decode.py --model llama-2-7b --formats bf16,int8,int4-g128,tern2 \
@@ -96,7 +94,6 @@ def profile_format(
     split_programs: int = 0,
     argmax_kernel: bool = True,
     gate_epilogue: bool = True,
-    mlp_one_launch: bool | None = None,
 ) -> dict:
     """Kernels of `steps` graph-replayed decode steps of one weight format under one launch setting."""
     on, early = PDL_MODES[pdl_mode]
@@ -107,8 +104,6 @@ def profile_format(
     )
     dispatch.SPLIT_K_PROGRAMS, argmax.KERNEL = split_programs or saved_programs, argmax_kernel
     dispatch.GATE_EPILOGUE = gate_epilogue
-    saved_mlp = dispatch.MLP_ONE_LAUNCH
-    dispatch.MLP_ONE_LAUNCH = saved_mlp if mlp_one_launch is None else mlp_one_launch
     saved = pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION, prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV
     pdl.EARLY_TRIGGER, fused.ONE_LAUNCH_ATTENTION = early, one_launch
     prologue.KINDS, gemv.LEAN_LOOP, dispatch.HALF2_GEMV = PROLOGUE_MODES[prologues], lean, half2
@@ -121,7 +116,6 @@ def profile_format(
         )
         split_programs, dispatch.SPLIT_K_PROGRAMS = dispatch.SPLIT_K_PROGRAMS, saved_programs
         argmax.KERNEL, dispatch.GATE_EPILOGUE = saved_argmax, saved_gate
-        mlp_one_launch, dispatch.MLP_ONE_LAUNCH = dispatch.MLP_ONE_LAUNCH, saved_mlp
     return {
         **row,
         "pdl": on,
@@ -133,7 +127,6 @@ def profile_format(
         "split_programs": split_programs,
         "argmax": "kernel" if argmax_kernel else "torch",
         "gate_epilogue": gate_epilogue,
-        "mlp": "one" if mlp_one_launch else "two",
     }
 
 
@@ -285,9 +278,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--argmax", default="kernel", help="comma-separated: kernel (argmax.KERNEL), torch")
     p.add_argument("--gate-epilogue", default="on", help="comma-separated: on (dispatch.GATE_EPILOGUE), off")
-    p.add_argument(
-        "--mlp", default="", help="comma-separated: two, one (dispatch.MLP_ONE_LAUNCH; empty: its default)"
-    )
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -309,15 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     bad += [v for v in argmaxes if v not in ("kernel", "torch")]
     gates = [v for v in args.gate_epilogue.split(",") if v]
     bad += [v for v in gates if v not in ("on", "off")]
-    mlps = [v for v in args.mlp.split(",") if v] or [""]
-    bad += [v for v in mlps if v not in ("", "one", "two")]
     if bad:
         p.error(
-            "unknown --pdl/--attention/--prologues/--word-gemv/--half2/--split-programs/--argmax/--gate-epilogue"
-            f"/--mlp value(s): {', '.join(bad)}"
+            f"unknown --pdl/--attention/--prologues/--word-gemv/--half2/--split-programs/--argmax/--gate-epilogue value(s): {', '.join(bad)}"
         )
     cases = [
-        (f, m, a, pro, loop, h2, int(sp), am, ge, ml)
+        (f, m, a, pro, loop, h2, int(sp), am, ge)
         for f in args.formats.split(",")
         if f
         for a in attentions
@@ -328,9 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         for sp in programs
         for am in argmaxes
         for ge in gates
-        for ml in mlps
     ]
-    for fmt, mode, attention, pro, loop, h2, sp, am, ge, ml in cases:
+    for fmt, mode, attention, pro, loop, h2, sp, am, ge in cases:
         r = profile_format(
             model,
             fmt,
@@ -346,13 +332,11 @@ def main(argv: list[str] | None = None) -> int:
             sp,
             am == "kernel",
             ge == "on",
-            None if ml == "" else ml == "one",
         )
         rows.append(r)
         print(
             f"\n{args.model} {fmt} b{args.batch} pdl {mode} attention {attention} prologues {pro} word-gemv {loop} half2 {h2} "
-            f"split-programs {r['split_programs']} argmax {r['argmax']} gate-epilogue {'on' if r['gate_epilogue'] else 'off'} "
-            f"mlp {r['mlp']}: "
+            f"split-programs {r['split_programs']} argmax {r['argmax']} gate-epilogue {'on' if r['gate_epilogue'] else 'off'}: "
             f"wall {r['wall_us_per_step']:.0f} us/step, kernels "
             f"{r['kernel_us_per_step']:.0f} us in {r['kernels_per_step']:.0f} launches, idle {r['idle_us_per_step']:.0f} us"
         )

@@ -242,37 +242,6 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(
         assert torch.equal(new[:, :, :, :5], old[:, :, :, :5])
 
 
-@pytest.mark.parametrize("scheme", ["int4-rtn-g32", "ternary-pc"])
-@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="runs Triton kernels on CPU tensors")
-@torch.no_grad()
-def test_one_launch_mlp_decode_step_is_the_two_launch_step(scheme, monkeypatch):
-    """With dispatch.MLP_ONE_LAUNCH each block's gate/up and down projections run as one persistent
-    launch; in the interpreter (one program, the two grids' order) the step's logits and cache are
-    bit-identical to the two-launch step's."""
-    from trico.kernels import dispatch, fused_on_cpu
-    from trico.quant.api import quantize
-
-    cfg = tiny_config(dim=128, n_heads=4, n_kv_heads=2)
-    model = build_model(cfg, dtype=torch.bfloat16)
-    quantize(model, scheme, progress=False)
-    fuse_model_(model)
-    launches = []
-    original = dispatch.mlp_half2
-    monkeypatch.setattr(dispatch, "mlp_half2", lambda *a, **k: launches.append(1) or original(*a, **k))
-    prompt = torch.randint(0, 256, (1, 5), generator=torch.Generator().manual_seed(0))
-    token, pos = torch.tensor([[7]]), torch.tensor([5])
-    out = []
-    for one in (False, True):
-        monkeypatch.setattr(dispatch, "MLP_ONE_LAUNCH", one)
-        cache = StaticKVCache(cfg, 1, 16, dtype=torch.bfloat16)
-        model.prefill(prompt, torch.arange(5), cache)
-        with fused_on_cpu():
-            out.append((model.decode(token, pos, cache), cache.k.clone(), cache.v.clone()))
-    assert len(launches) == cfg.n_layers
-    for two, one in zip(*out):
-        assert torch.equal(two, one)
-
-
 def test_int8_activation_step_wrapper_sets_the_mode_only_inside_the_step():
     from trico.engine.cuda_graphs import _with_int8_activations
     from trico.kernels import a8_enabled

@@ -15,9 +15,7 @@ projection adds the residual): where the projection's kernel takes the op (one r
 `dispatch.PROLOGUE_BITS`, `trico/kernels/prologue.py`) it applies it as it loads x, elsewhere the
 dispatcher runs the op's own kernel first (all of it off with `fused_prologues(False)`). Where the
 gate/up projection's kernel can (`dispatch.gate_fits`: the f16x2 GEMV) it writes silu(gate) * up
-itself, pairing gate and up rows in its tiles, so the gate needs no launch; with
-`dispatch.MLP_ONE_LAUNCH` the gate/up and down projections run as one persistent launch where both
-take the f16x2 GEMV (`trico/kernels/mlp_half2.py`). Under `int8_activations()`
+itself, pairing gate and up rows in its tiles, so the gate needs no launch. Under `int8_activations()`
 the kernels that produce a projection's input (RMSNorm, SiLU gate, attention) stay separate and
 also write it quantized for the int8-activation GEMV. A 16-bit lm_head becomes FusedHead: fp32
 logits from the tensor-core GEMM; the final RMSNorm before it becomes FusedNorm: one kernel, where
@@ -174,7 +172,7 @@ class FusedDecoderLayer(nn.Module):
         if not fused_path(x):
             return DecoderLayer.forward(self, x, cos, sin, input_pos, cache)
         from trico.kernels.activation import silu_mul, silu_mul_packed
-        from trico.kernels.dispatch import gate_fits, gated_forward, mlp_fits, mlp_forward
+        from trico.kernels.dispatch import gate_fits, gated_forward
         from trico.kernels.prologue import SILU_GATE, norm_prologue
         from trico.kernels.rmsnorm import rmsnorm
 
@@ -219,8 +217,6 @@ class FusedDecoderLayer(nn.Module):
         if prologues:
             h = _project(attn.o_proj, o, residual=x.contiguous(), quantized=oq)
             norm = norm_prologue(self.post_attention_layernorm)
-            if mlp_fits(gu_proj, mlp.down_proj, h):  # gate/up and down in one persistent launch
-                return mlp_forward(gu_proj, mlp.down_proj, h, h, prologue=norm)
             if gate_fits(gu_proj, h):  # the gate/up kernel writes silu(gate) * up itself
                 return _project(mlp.down_proj, gated_forward(gu_proj, h, prologue=norm), residual=h)
             gu = _project(gu_proj, h, prologue=norm)

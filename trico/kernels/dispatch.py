@@ -29,7 +29,6 @@ from trico.kernels.gemv_half2 import (
     half2_fits,
     half2_supported,
 )
-from trico.kernels.mlp_half2 import mlp_half2, mlp_half2_fits
 from trico.kernels.prologue import NORM, SILU, Prologue
 from trico.kernels.qgemm_tc import TC_BITS, TcConfig, tc_qmm, tc_supported
 
@@ -411,63 +410,6 @@ def gated_forward(module: torch.nn.Module, x: torch.Tensor, prologue: Prologue |
     )
     pw, cfg = chosen
     return gemv_half2(x2, pw, cfg, gate=True).view(*x.shape[:-1], pw.n // 2)
-
-
-MLP_ONE_LAUNCH = False
-"""Run a one-row MLP whose gate/up and down projections both take the f16x2 GEMV as one persistent
-launch (`mlp_half2`) instead of two grids (for A/B runs: `profile_decode.py --mlp one,two`)."""
-
-
-def _mlp_kernels(
-    gate_up: torch.nn.Module, down: torch.nn.Module, x2: torch.Tensor
-) -> tuple[qk.PackedWeight, Half2Config, qk.PackedWeight, Half2Config] | None:
-    """Weights and launch shapes of the one-launch MLP for x2 [1, K], or None (two launches).
-
-    Each projection keeps its f16x2 shape, its K split capped so its items fit the one resident wave.
-    """
-    from trico.quant.qlinear import QLinear
-
-    if not (MLP_ONE_LAUNCH and isinstance(down, QLinear) and supported(down) and x2.shape[0] == 1):
-        return None
-    gate = _gate_kernel(gate_up, x2)
-    if gate is None:
-        return None
-    pw_gu, cfg_gu = gate
-    pw_down = packed_view(down)
-    cfg_down = half2_choice(pw_down, 1, x2.dtype)
-    if cfg_down is None:
-        return None
-    resident = HALF2_PROGRAMS_PER_SM * _sm_count(x2.device)
-    cfg_gu, cfg_down = (_one_wave(pw, cfg, resident) for pw, cfg in ((pw_gu, cfg_gu), (pw_down, cfg_down)))
-    return (pw_gu, cfg_gu, pw_down, cfg_down) if mlp_half2_fits(pw_gu, pw_down, cfg_gu, cfg_down) else None
-
-
-def _one_wave(pw: qk.PackedWeight, cfg: Half2Config, resident: int) -> Half2Config:
-    """cfg with its K split capped at what keeps tiles x splits within `resident` programs."""
-    tiles = pw.n // cfg.block_n
-    split = max(1, min(cfg.split_k, resident // tiles))
-    return cfg if split == cfg.split_k else Half2Config(cfg.block_n, cfg.block_w, cfg.num_warps, split)
-
-
-def mlp_fits(gate_up: torch.nn.Module, down: torch.nn.Module, x: torch.Tensor) -> bool:
-    """Whether `mlp_forward(gate_up, down, x, ...)` runs as one launch (one row, both projections f16x2)."""
-    return _mlp_kernels(gate_up, down, _rows(x)) is not None
-
-
-def mlp_forward(
-    gate_up: torch.nn.Module,
-    down: torch.nn.Module,
-    x: torch.Tensor,
-    residual: torch.Tensor,
-    prologue: Prologue | None = None,
-) -> torch.Tensor:
-    """residual + down(silu(gate(x)) * up(x)) in one launch (`mlp_fits`); with a `prologue` x is that
-    op's raw input (it runs first, on its own)."""
-    x2 = _rows(x if prologue is None else prologue.apply(x))
-    chosen = _mlp_kernels(gate_up, down, x2)
-    assert chosen is not None, "mlp_forward needs projections the one-launch MLP takes (mlp_fits)"
-    y = mlp_half2(x2, residual.reshape(1, -1), *chosen)
-    return y.view(residual.shape)
 
 
 def _add(y: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:

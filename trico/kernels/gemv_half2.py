@@ -68,17 +68,14 @@ def _f16_bits(v: float) -> int:
     return int(torch.tensor(v, dtype=torch.float16).view(torch.int16).item()) & 0xFFFF
 
 
-def x_pairs_asm(bits: int, fp16: bool, cache: str = "nc") -> tuple[str, str]:
-    """PTX loading one word's x values (address $P) and returning its P = CPW/2 f16x2 pairs (x[q], x[q + P]).
-
-    `cache` "nc" reads through the read-only path (x written by an earlier kernel), "cg" from L2 (x written
-    earlier in the same kernel by other programs, which a read-only or L1 line could miss)."""
+def x_pairs_asm(bits: int, fp16: bool) -> tuple[str, str]:
+    """PTX loading one word's x values (address $P) and returning its P = CPW/2 f16x2 pairs (x[q], x[q + P])."""
     cpw = 32 // bits
     planes = cpw // 2
     lines = [f"{{ .reg .b32 a<{cpw // 2}>, f<2>;"]
     for i in range(cpw // 8):  # 16-byte loads of 8 values
         regs = ",".join(f"a{4 * i + j}" for j in range(4))
-        lines.append(f"ld.global.{cache}.v4.b32 {{{regs}}}, [${planes} + {16 * i}];")
+        lines.append(f"ld.global.nc.v4.b32 {{{regs}}}, [${planes} + {16 * i}];")
     for q in range(planes):
         lo, hi = q, q + planes  # x[j] is half j % 2 of a[j // 2]
         if fp16:
@@ -318,26 +315,45 @@ if triton is not None:
         return y
 
     @triton.jit
-    def first_words(w_ptr, N, WORDS_PER_SPLIT, stride_wn, pid_n, pid_k, BLOCK_N: tl.constexpr,
-                    BLOCK_W: tl.constexpr, GATE: tl.constexpr):  # fmt: skip
-        """The first step's words of work item (pid_n, pid_k): weights are constants, so a program may
-        request them before waiting for the kernel that writes x."""
-        offs_n = tile_rows(pid_n, N, BLOCK_N, GATE)
-        w_lo = pid_k * WORDS_PER_SPLIT
-        return tl.load(w_ptr + offs_n[:, None] * stride_wn + (w_lo + tl.arange(0, BLOCK_W))[None, :])
-
-    @triton.jit
-    def half2_item(
-        x_ptr, x_addr, w_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, res_ptr, M, N, KW, WORDS_PER_SPLIT, stride_xm,
-        stride_wn, stride_sn, pid_n, pid_k, u_next, BITS: tl.constexpr, OFFSET: tl.constexpr,
-        PER_ROW: tl.constexpr, QUADS_PER_GROUP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr,
-        ROWS: tl.constexpr, SPLIT_K: tl.constexpr, HAS_RES: tl.constexpr, X_ASM: tl.constexpr,
-        X_CONS: tl.constexpr, DOT_ASM: tl.constexpr, DOT_CONS: tl.constexpr, DOT2_ASM: tl.constexpr,
-        DOT2_CONS: tl.constexpr, GATE: tl.constexpr,
-    ):  # fmt: skip
-        """Row tile pid_n over K split pid_k, its first step's words `u_next` (`first_words`) in hand:
-        the main loop and the output (`store_output`). Call it after waiting for x's producer."""
-        w_lo = pid_k * WORDS_PER_SPLIT
+    def _half2_kernel(
+        x_ptr,
+        x_addr,
+        w_ptr,
+        s_ptr,
+        y_ptr,
+        ws_ptr,
+        cnt_ptr,
+        res_ptr,
+        M,
+        N,
+        KW,
+        WORDS_PER_SPLIT,
+        stride_xm,
+        stride_wn,
+        stride_sn,
+        BITS: tl.constexpr,
+        OFFSET: tl.constexpr,
+        PER_ROW: tl.constexpr,
+        QUADS_PER_GROUP: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_W: tl.constexpr,
+        ROWS: tl.constexpr,
+        SPLIT_K: tl.constexpr,
+        HAS_RES: tl.constexpr,
+        X_ASM: tl.constexpr,
+        X_CONS: tl.constexpr,
+        DOT_ASM: tl.constexpr,
+        DOT_CONS: tl.constexpr,
+        DOT2_ASM: tl.constexpr,
+        DOT2_CONS: tl.constexpr,
+        PDL: tl.constexpr,
+        GATE: tl.constexpr,
+    ):
+        # Launcher guarantees: N % BLOCK_N == 0, WORDS_PER_SPLIT a multiple of BLOCK_W (no masks), and
+        # scale groups of whole 4-word quads. ROWS (1, 2 or 4) rows of x share every unpacked code;
+        # rows from M to ROWS re-read the last row and are not stored. With GATE y is [M, N / 2].
+        pid_n = tl.program_id(0)
+        w_lo = tl.program_id(1) * WORDS_PER_SPLIT
         w_hi = tl.minimum(w_lo + WORDS_PER_SPLIT, KW)
         offs_n = tile_rows(pid_n, N, BLOCK_N, GATE)
         rows = w_ptr + offs_n[:, None] * stride_wn
@@ -345,6 +361,11 @@ if triton is not None:
         acc1 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
         acc2 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
         acc3 = tl.zeros([BLOCK_N, BLOCK_W // 4], dtype=tl.float32)
+        # The next tile's words are requested before this one is multiplied; the last step re-reads
+        # its own tile instead of masking. Weights are constants: the first tile may be requested
+        # before waiting for the kernel that writes x.
+        u_next = tl.load(rows + (w_lo + tl.arange(0, BLOCK_W))[None, :])
+        wait_for_producer(PDL)
         r = tl.arange(0, ROWS)
         if ROWS == 1:
             offs, mask = offs_n, offs_n < N
@@ -352,8 +373,6 @@ if triton is not None:
             offs = offs_n[:, None] + (r * N)[None, :]
             mask = (offs_n < N)[:, None] & (r < M)[None, :]
         res = load_residual(res_ptr, offs, mask, HAS_RES)
-        # The next tile's words are requested before this one is multiplied; the last step re-reads
-        # its own tile instead of masking.
         for w0 in range(w_lo, w_hi, BLOCK_W):
             ww = w0 + tl.arange(0, BLOCK_W)
             u = u_next
@@ -405,54 +424,6 @@ if triton is not None:
             gate_offs = (r * (N // 2))[:, None] + cols[None, :]
             store_output(y_ptr, ws_ptr, cnt_ptr, res, offs, mask, y, pid_n, SPLIT_K, HAS_RES, 2 * GATE,
                          gate_offs, (r < M)[:, None] & (cols < N // 2)[None, :])  # fmt: skip
-
-    @triton.jit
-    def _half2_kernel(
-        x_ptr,
-        x_addr,
-        w_ptr,
-        s_ptr,
-        y_ptr,
-        ws_ptr,
-        cnt_ptr,
-        res_ptr,
-        M,
-        N,
-        KW,
-        WORDS_PER_SPLIT,
-        stride_xm,
-        stride_wn,
-        stride_sn,
-        BITS: tl.constexpr,
-        OFFSET: tl.constexpr,
-        PER_ROW: tl.constexpr,
-        QUADS_PER_GROUP: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-        BLOCK_W: tl.constexpr,
-        ROWS: tl.constexpr,
-        SPLIT_K: tl.constexpr,
-        HAS_RES: tl.constexpr,
-        X_ASM: tl.constexpr,
-        X_CONS: tl.constexpr,
-        DOT_ASM: tl.constexpr,
-        DOT_CONS: tl.constexpr,
-        DOT2_ASM: tl.constexpr,
-        DOT2_CONS: tl.constexpr,
-        PDL: tl.constexpr,
-        GATE: tl.constexpr,
-    ):
-        # Launcher guarantees: N % BLOCK_N == 0, WORDS_PER_SPLIT a multiple of BLOCK_W (no masks), and
-        # scale groups of whole 4-word quads. ROWS (1, 2 or 4) rows of x share every unpacked code;
-        # rows from M to ROWS re-read the last row and are not stored. With GATE y is [M, N / 2].
-        pid_n = tl.program_id(0)
-        pid_k = tl.program_id(1)
-        u = first_words(w_ptr, N, WORDS_PER_SPLIT, stride_wn, pid_n, pid_k, BLOCK_N, BLOCK_W, GATE)
-        wait_for_producer(PDL)
-        half2_item(
-            x_ptr, x_addr, w_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, res_ptr, M, N, KW, WORDS_PER_SPLIT, stride_xm,
-            stride_wn, stride_sn, pid_n, pid_k, u, BITS, OFFSET, PER_ROW, QUADS_PER_GROUP, BLOCK_N, BLOCK_W, ROWS,
-            SPLIT_K, HAS_RES, X_ASM, X_CONS, DOT_ASM, DOT_CONS, DOT2_ASM, DOT2_CONS, GATE,
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)

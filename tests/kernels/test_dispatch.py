@@ -97,7 +97,9 @@ def test_tensor_core_choice_follows_the_measured_rules():
     assert dispatch.tensor_core_choice(int3, 1) is None  # one row: qmm
     assert dispatch.tensor_core_choice(int3, 16) == TcConfig(32, 64, 4, 3, 1, 1)  # 3-bit units as words
     assert dispatch.tensor_core_choice(_packed("uint3", 64, 256, 64, sym=False), 4).block_n == 128
-    assert dispatch.tensor_core_choice(_packed("tern1.6", 64, 256, 0), 16) is None  # no tensor-core reader
+    tern16 = _packed("tern1.6", 64, 256, 0)
+    assert dispatch.tensor_core_choice(tern16, 1) is None  # one row: qmm
+    assert dispatch.tensor_core_choice(tern16, 16) is not None  # bytes of 5 codes read as 8 slots
     dense = pack_for_kernel(torch.randn(64, 256).to(torch.bfloat16), None, None, "bf16", 256, 256)
     assert dispatch.tensor_core_choice(dense, 1).num_warps == 2
 

@@ -19,6 +19,8 @@ CASES = [  # fmt, n, k, group (0 per tensor), symmetric
     ("uint3", 40, 256, 64, True),
     ("uint3", 24, 256, 128, False),
     ("uint3", 24, 128, 0, True),
+    ("tern1.6", 40, 256, 0, True),
+    ("tern1.6", 24, 192, 0, True),
     ("uint2", 24, 256, 64, False),
     ("tern2", 40, 256, 0, True),
     ("tern2", 24, 256, 64, True),
@@ -91,7 +93,14 @@ def test_tc_qmm_fp32_output_is_the_unrounded_sum(cfg):
 
 @pytest.mark.parametrize("cfg", [TcConfig(16, 128, groups_per_step=2), TcConfig(32, 64, split_k=2)])
 @pytest.mark.parametrize(
-    "fmt,group,sym", [("uint4", 64, True), ("uint4", 64, False), ("int8", 0, True), ("uint3", 64, False)]
+    "fmt,group,sym",
+    [
+        ("uint4", 64, True),
+        ("uint4", 64, False),
+        ("int8", 0, True),
+        ("uint3", 64, False),
+        ("tern1.6", 0, True),
+    ],
 )
 def test_tc_qmm_multi_group_steps_and_split_k(cfg, fmt, group, sym):
     q, s, m = random_packed(fmt, 24, 256, group, sym, seed=11)
@@ -154,8 +163,8 @@ def test_tc_qmm_gives_up_when_nothing_fits(monkeypatch):
 
 
 def test_tc_refuses_formats_it_does_not_read():
-    q, s, m = random_packed("tern1.6", 24, 128, 0, True)
-    assert not tc_supported(pack_for_kernel(q, s, m, "tern1.6", 0, 128))
+    q, s, m = random_packed("tern1.6", 24, 640, 80, True)
+    assert not tc_supported(pack_for_kernel(q, s, m, "tern1.6", 80, 640))  # groups cut bytes of 5 codes
     q, s, m = random_packed("uint4", 24, 96, 32, True)
     assert not tc_supported(pack_for_kernel(q, s, m, "uint4", 32, 96))  # K not a multiple of 64
 

@@ -29,7 +29,8 @@ into K order) and a weight-as-first-operand variant were both slower than this o
 Formats: int8 (signed), uint8, uint4, uint3, uint2 / tern2, and bf16/fp16 weights (a plain skinny GEMM,
 which beats cuBLAS's GEMV on most Llama shapes). uint3 codes come in 3-byte units of 8 codes, which
 no PTX pattern here lines up with: they unpack with Triton tensor ops on the GPU too (`_unpack3`).
-tern1.6 (5 codes a byte) stays on `qlinear.qmm`.
+tern1.6 bytes (5 base-3 codes each) are read as 8 code slots, x gathered to match with zeros in the 3
+spare slots (one scale per row only; grouped tern1.6 stays on `qlinear.qmm`).
 """
 
 from __future__ import annotations
@@ -48,8 +49,19 @@ if triton is not None:
 
     from trico.kernels.epilogue import load_residual, store_output
 
-TC_BITS = {"bf16": 16, "fp16": 16, "int8": 8, "uint8": 8, "uint4": 4, "uint3": 3, "uint2": 2, "tern2": 2}
-"""Formats this kernel reads, with their bits per code."""
+TC_BITS = {
+    "bf16": 16,
+    "fp16": 16,
+    "int8": 8,
+    "uint8": 8,
+    "uint4": 4,
+    "uint3": 3,
+    "uint2": 2,
+    "tern2": 2,
+    "tern1.6": 1,
+}
+"""Formats this kernel reads, with their bits per code; 1 marks tern1.6, whose bytes of 5 base-3 codes are
+read as 8 code slots (the 3 extra slots meet zeros of x)."""
 
 
 def tc_supported(pw: PackedWeight) -> bool:
@@ -58,6 +70,8 @@ def tc_supported(pw: PackedWeight) -> bool:
         return False
     if pw.scale_mode in (0, 1):
         return True
+    if TC_BITS[pw.fmt] == 1:
+        return False  # tern1.6 scale groups cut bytes of 5 codes: one scale per row only
     # a dot needs K >= 16; 3-bit steps are whole 32-code word triples (_unpack3)
     return pw.group_size % (32 if TC_BITS[pw.fmt] == 3 else 16) == 0
 
@@ -149,6 +163,13 @@ if triton is not None:
         """Packed bytes [BN, BK * BITS / 8] (uint8) -> codes [BN, BK] (uint8) in K order."""
         if BITS == 8:
             c = b ^ 0x80 if SIGNED8 else b  # two's complement int8 -> c + 128
+        elif BITS == 1:
+            # tern1.6: digit p of a byte is (b / 3^p) % 3 for p < 5; slots 5-7 are 0 (x is 0 there too).
+            v = b.to(tl.int32)
+            z = v * 0
+            lo = tl.join(tl.join(v % 3, (v // 81) % 3), tl.join((v // 9) % 3, z))
+            hi = tl.join(tl.join((v // 3) % 3, z), tl.join((v // 27) % 3, z))
+            c = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_K])
         elif BITS == 4:
             # Code 2j is the low nibble of byte j: joining (low, high) on a new last axis is K order.
             c = tl.reshape(tl.join(b & 15, b >> 4), [BLOCK_N, BLOCK_K])
@@ -167,13 +188,13 @@ if triton is not None:
         )
 
     @triton.jit
-    def _unpack3(w_ptrs, mask_n, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    def _unpack3(w_ptrs, w_mask, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
         """3-bit codes [BN, BK] (int32) in K order from 3-byte units of 8 codes (little-endian, code p at bits 3p).
 
         w_ptrs [BN, BK / 32, 4] points at the int32 words 3g, 3g + 1, 3g + 2 of each 32 codes (the fourth
         column repeats the third): a unit never lines up with a 16-byte PTX pattern, but 4 units are 3
         whole words, so the tile is read with 4-byte loads instead of one load a byte."""
-        words = tl.load(w_ptrs, mask=mask_n[:, None, None], other=0)
+        words = tl.load(w_ptrs, mask=w_mask[:, :, None], other=0)
         a, b = tl.split(tl.reshape(words, [BLOCK_N, BLOCK_K // 32, 2, 2]))
         w0, w2 = tl.split(a)
         w1, _ = tl.split(b)
@@ -190,20 +211,20 @@ if triton is not None:
 
     @triton.jit
     def _tile_dot(
-        x_ptrs, w_ptrs, mask_m, mask_n, BITS, SIGNED8, FP16, SUB, BLOCK_N, BLOCK_K, DOT_F32, ASM, CONSTRAINTS
+        x_ptrs, w_ptrs, x_mask, w_mask, BITS, SIGNED8, FP16, SUB, BLOCK_N, BLOCK_K, DOT_F32, ASM, CONSTRAINTS
     ):  # noqa: ANN001, ANN202, E501
         """One [BM, BK] x [BK, BN] step: the x tile in the dot's dtype, and x times the (MAGIC + c - SUB) tile."""
-        x = tl.load(x_ptrs, mask=mask_m[:, None], other=0.0)
+        x = tl.load(x_ptrs, mask=x_mask, other=0.0)
         if BITS == 16:
-            w = tl.load(w_ptrs, mask=mask_n[:, None], other=0)
+            w = tl.load(w_ptrs, mask=w_mask, other=0)
         elif ASM != "":
-            b = tl.load(w_ptrs, mask=mask_n[:, None], other=0)
+            b = tl.load(w_ptrs, mask=w_mask, other=0)
             w = _unpack_ptx(b, ASM, CONSTRAINTS, BITS, FP16, BLOCK_N, BLOCK_K)
         else:
             if BITS == 3:
-                c = _unpack3(w_ptrs, mask_n, BLOCK_N, BLOCK_K)
+                c = _unpack3(w_ptrs, w_mask, BLOCK_N, BLOCK_K)
             else:
-                c = _unpack(tl.load(w_ptrs, mask=mask_n[:, None], other=0), BLOCK_N, BLOCK_K, BITS, SIGNED8)
+                c = _unpack(tl.load(w_ptrs, mask=w_mask, other=0), BLOCK_N, BLOCK_K, BITS, SIGNED8)
             bits = c.to(tl.int16) | (0x6400 if FP16 else 0x4300)
             w = bits.to(tl.float16 if FP16 else tl.bfloat16, bitcast=True)
             if SUB > 0:
@@ -229,6 +250,7 @@ if triton is not None:
         M,
         N,
         K,
+        KX,
         stride_xm,
         stride_wn,
         stride_sn,
@@ -252,7 +274,8 @@ if triton is not None:
     ):
         wait_for_producer(PDL)
         # Grouped weights: BLOCK_K is the group and a step covers GROUPS_PER_STEP groups. One scale per
-        # row: BLOCK_K is free and the row sums of x are accumulated elementwise, reduced once.
+        # row: BLOCK_K is free and the row sums of x are accumulated elementwise, reduced once. K counts
+        # code slots: for tern1.6 (BITS 1) 8 a byte, 5 of them codes (x's KX columns), the rest meet zeros.
         pid_n = tl.program_id(0)
         pid_k = tl.program_id(1)
         pid_m = tl.program_id(2)
@@ -280,16 +303,27 @@ if triton is not None:
             w_ptrs = (
                 w_ptr + offs_n[:, None] * stride_wn + (k_lo * BKB // BLOCK_K + tl.arange(0, BKB))[None, :]
             )
-        x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_lo + tl.arange(0, BLOCK_K))[None, :]
+        XK: tl.constexpr = BLOCK_K * 5 // 8 if BITS == 1 else BLOCK_K  # x columns a step of BLOCK_K slots
+        slot = tl.arange(0, BLOCK_K)
+        xoff = (slot // 8) * 5 + slot % 8 if BITS == 1 else slot
+        x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_lo * XK // BLOCK_K + xoff)[None, :]
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
         xacc = tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.float32)
         for k0 in range(k_lo, k_hi, STEP):
             for gi in tl.static_range(GROUPS_PER_STEP):
+                if BITS == 1:  # the row's last byte may be part-used and its last step part-full
+                    k = k0 + gi * BLOCK_K
+                    xcol = k * 5 // 8 + xoff
+                    x_mask = mask_m[:, None] & ((slot % 8 < 5) & (xcol < KX))[None, :]
+                    w_mask = mask_n[:, None] & (k // 8 + tl.arange(0, BKB) < K // 8)[None, :]
+                else:
+                    x_mask = mask_m[:, None]
+                    w_mask = mask_n[:, None]
                 xd, part = _tile_dot(
-                    x_ptrs + gi * BLOCK_K,
+                    x_ptrs + gi * XK,
                     w_ptrs + gi * BKW,
-                    mask_m,
-                    mask_n,
+                    x_mask,
+                    w_mask,
                     BITS,
                     SIGNED8,
                     FP16,
@@ -313,7 +347,7 @@ if triton is not None:
                         mn = tl.load(m_ptr + sidx, mask=mask_n, other=0.0).to(tl.float32)
                         acc += xs[:, None] * mn[None, :]
             w_ptrs += STEP * BKW // BLOCK_K
-            x_ptrs += STEP
+            x_ptrs += STEP * XK // BLOCK_K
         if PER_ROW and BITS < 16:
             s = tl.load(s_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
             acc = acc * s[None, :]
@@ -417,7 +451,8 @@ def _launch(
     bits = TC_BITS[pw.fmt]
     per_row = pw.scale_mode in (0, 1)
     block_k = config.block_k if per_row else pw.group_size
-    assert pw.k % block_k == 0, f"block_k {block_k} must divide K={pw.k}"
+    slots = 8 * pw.ku if bits == 1 else pw.k  # tern1.6: 8 code slots a byte, the last step masked
+    assert bits == 1 or pw.k % block_k == 0, f"block_k {block_k} must divide K={pw.k}"
     if x.dtype == torch.float32:
         x = x.to(torch.bfloat16)  # the tensor cores take 16-bit operands; accumulation stays fp32
     block_m = max(16, triton.next_power_of_2(m))
@@ -451,6 +486,7 @@ def _launch(
         residual if residual is not None else y,
         m,
         pw.n,
+        slots,
         pw.k,
         x.stride(0),
         units.stride(0),

@@ -36,6 +36,7 @@ FORMATS = [  # (label, fmt, group (0 per tensor, -1 per row), symmetric)
     ("int3-g128", "uint3", 128, True),
     ("int3-g128-asym", "uint3", 128, False),
     ("tern2", "tern2", 0, True),
+    ("tern1.6", "tern1.6", 0, True),
 ]
 SHAPES = [(4096, 4096), (12288, 4096), (22016, 4096), (4096, 11008), (28672, 4096), (4096, 14336)]
 L2_BYTES = 50 * 2**20

@@ -86,9 +86,10 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     same run (benchmarks/results/profile-tc-split-rule-h200.json): Llama-3-8B batch 16 int4-g128 3683 ->
     3513 us a step, int8 3646 -> 3577; Llama-2-7B batch 16 int4-g128 3534 -> 3444, batch 4 3004 -> 2875.
     3-bit codes above one row (no PTX unpacking: `qgemm_tc._unpack3`) take 32-row tiles (128 with mins), three
-    stages and the narrow layers' four-way split, from an H200 run of the kernel's candidates
-    (benchmarks/results/tc-int3-h200.json, int3-g128 on Llama-2-7B shapes at 4 and 16 rows); one row stays
-    on qmm, which was faster there.
+    stages and the narrow layers' four-way split, from an earlier H200 look at the kernel's candidates; the
+    sweep after it (benchmarks/results/tc-int3-h200.json, 16 rows) puts this rule at the best swept time on
+    the two wide int3-g128 layers, 0.73x the best on 4096x11008 (two groups a step, K split 2), and 0.86-1.19x
+    with mins; not retuned (no GPU time left that session). One row stays on qmm, faster there (~700 GB/s).
     """
     if not tc_supported(pw):
         return None

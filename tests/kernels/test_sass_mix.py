@@ -94,6 +94,21 @@ def test_the_tensor_core_loop_is_one_step_and_bf16_x_costs_its_conversion():
     assert per_weight["fp16"] < per_weight["bf16"] - 0.5
 
 
+def test_the_3_bit_and_1_6_bit_tensor_core_loops_compile_and_read_3_bit_units_as_words():
+    """--kernel tc --bits 3: 32 codes (4 units of 3 bytes) are read as 3 int32 words through cp.async (LDGSTS),
+    never one load a byte (the first version's 12 LDG.E.U8 a step were ~1.4x slower on the H200); --bits 1
+    (tern1.6, bytes of 5 codes as 8 slots) compiles to a loop with its 16 HMMAs a warp for a 32x256 step."""
+    tile = ("--kernel", "tc", "--block-n", "32", "--block-k", "256", "--warps", "4", "--stages", "3")
+    _, ops3 = _mix(_sass_mix(*tile, "--bits", "3", "--group", "128"))
+    assert not any(op.startswith("LDG.E.U8") for op in ops3)
+    assert any(op.startswith("LDGSTS") for op in ops3)
+    assert (
+        sum(n for op, n in ops3.items() if op.startswith("HMMA")) == 8
+    )  # 4 n8 tiles x 8 k16 steps / 4 warps
+    _, ops1 = _mix(_sass_mix(*tile, "--bits", "1", "--group", "0"))
+    assert sum(n for op, n in ops1.items() if op.startswith("HMMA")) == 16
+
+
 def test_the_cache_report_lists_what_a_run_compiled(tmp_path):
     """--cache: the kernel compiled into a fresh Triton cache is listed with its warps and loop."""
     _sass_mix(*HALF2_TILE, "--group", "0", cache=tmp_path)

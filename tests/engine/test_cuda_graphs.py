@@ -174,6 +174,8 @@ def test_graph_replay_under_each_pdl_trigger_matches_the_unlaunched_step(mode, s
         ("int8", True, False, 1, True),
         (None, False, True, 2, True),
         ("int8", True, True, 1, True),
+        ("int3-rtn-g32-asym", False, False, 2, True),
+        ("ternary-pc-b3", False, False, 2, True),
     ],
 )
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="runs Triton kernels on CPU tensors")

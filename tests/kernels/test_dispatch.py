@@ -96,7 +96,13 @@ def test_tensor_core_choice_follows_the_measured_rules():
     int3 = _packed("uint3", 64, 256, 64)
     assert dispatch.tensor_core_choice(int3, 1) is None  # one row: qmm
     assert dispatch.tensor_core_choice(int3, 16) == TcConfig(32, 64, 4, 3, 1, 1)  # 3-bit units as words
-    assert dispatch.tensor_core_choice(_packed("uint3", 64, 256, 64, sym=False), 4).block_n == 128
+    assert dispatch.tensor_core_choice(_packed("uint3", 64, 256, 64, sym=False), 4) == TcConfig(
+        128, 64, 4, 3, 2
+    )
+    assert dispatch.tensor_core_choice(_packed("uint3", 64, 4096, 128), 16).split_k == 2  # narrow: split 2
+    assert dispatch.tensor_core_choice(_packed("uint3", 64, 4096, 128, sym=False), 16).split_k == 4
+    odd_groups = _packed("uint3", 64, 192, 64, sym=False)  # 3 groups a row: one group a step
+    assert dispatch.tensor_core_choice(odd_groups, 4).groups_per_step == 1
     tern16 = _packed("tern1.6", 64, 256, 0)
     assert dispatch.tensor_core_choice(tern16, 1) is None  # one row: qmm
     assert dispatch.tensor_core_choice(tern16, 16) is not None  # bytes of 5 codes read as 8 slots

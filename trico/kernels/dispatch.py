@@ -85,11 +85,14 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     split of two (1.06x); every rule shape is within 5% of the best swept one there. In the decode step,
     same run (benchmarks/results/profile-tc-split-rule-h200.json): Llama-3-8B batch 16 int4-g128 3683 ->
     3513 us a step, int8 3646 -> 3577; Llama-2-7B batch 16 int4-g128 3534 -> 3444, batch 4 3004 -> 2875.
-    3-bit codes above one row (no PTX unpacking: `qgemm_tc._unpack3`) take 32-row tiles (128 with mins), three
-    stages and the narrow layers' four-way split, from an earlier H200 look at the kernel's candidates; the
-    sweep after it (benchmarks/results/tc-int3-h200.json, 16 rows) puts this rule at the best swept time on
-    the two wide int3-g128 layers, 0.73x the best on 4096x11008 (two groups a step, K split 2), and 0.86-1.19x
-    with mins; not retuned (no GPU time left that session). One row stays on qmm, faster there (~700 GB/s).
+    3-bit codes above one row (no PTX unpacking: `qgemm_tc._unpack3`), from two H200 sweeps of the kernel's
+    candidates on Llama-2-7B shapes (benchmarks/results/tc-int3-h200.json at 16 rows, and
+    results/experiments/tc-int3-first-look-h200.json at 1/4/16 rows, which alone has 4096x4096): without mins
+    32-row tiles, K split two ways on narrow layers (the best swept shape on 4096x4096 and 4096x11008, and
+    on the wide layers unsplit; the split-4 rule this replaced ran 4096x11008 at 78.5 us against 58.5);
+    with mins 128-row tiles split four ways on narrow layers (73.0 us on 4096x11008, faster than any swept
+    shape), two groups a step on wide ones, 64 rows from 16384 (110.2 and 173.7 us on 12288 and 22016 rows,
+    the best swept). The decode step was not re-timed with it. One row stays on qmm (~700 GB/s there).
     """
     if not tc_supported(pw):
         return None
@@ -104,8 +107,13 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     stages = 4 if m <= 16 else 3
     split = 4 if pw.n <= 4096 and pw.k >= 4096 else 1
     if bits == 3:
-        return TcConfig(128 if pw.mins is not None else 32, pw.group_size if not per_row else block_k, 4, 3, 1,
-                        split)  # fmt: skip
+        step = block_k if per_row else pw.group_size
+        if pw.mins is None:  # 32-row tiles; narrow layers split K two ways
+            return TcConfig(32, step, 4, 3, 1, 2 if split > 1 else 1)
+        if split > 1:  # with mins, narrow layers: 128-row tiles split four ways
+            return TcConfig(128, step, 4, 3, 1, split)
+        gps = 2 if not per_row and pw.k % (2 * step) == 0 else 1
+        return TcConfig(64 if pw.n >= 16384 else 128, step, 4, 3, gps)
     if not per_row and bits == 4 and pw.mins is None and 1 < m <= 16:
         if split > 1:  # narrow layers: 128-row tiles, K split 8 ways
             return TcConfig(128, pw.group_size, 4, stages, 1, 8)

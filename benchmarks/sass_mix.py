@@ -230,7 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=["word", "half2", "tc"],
         help="word GEMV, f16x2 GEMV, or the tensor-core skinny GEMM at 16 rows (tc: counts per weight)",
     )
-    p.add_argument("--bits", type=int, default=8, choices=[8, 4, 3, 2, 1])
+    p.add_argument(
+        "--bits",
+        type=int,
+        default=8,
+        choices=[8, 4, 3, 2, 1],
+        help="bits per code (3: uint3, tc only; 1: tern1.6's bytes of 5 codes as 8 slots, tc only)",
+    )
     p.add_argument("--block-n", type=int, default=32)
     p.add_argument("--block-w", type=int, default=64)
     p.add_argument("--warps", type=int, default=2)

@@ -11,7 +11,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the scripts would run on the GPU")
-@pytest.mark.parametrize("script", ["gemv_variants.py", "tc_x_dtype.py", "profile_decode.py"])
+@pytest.mark.parametrize(
+    "script",
+    ["gemv_variants.py", "tc_x_dtype.py", "profile_decode.py", "grid_barrier_cost.py", "qmm_tuned.py"],
+)
 def test_gpu_only_scripts_say_so_without_a_gpu(script, tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), "--out", str(tmp_path / "out.json")],

@@ -119,11 +119,13 @@ def run_case(
         cands = compact_tc_candidates(first)
     if "tc-split" in families:
         cands = split_tc_candidates(first, m)
+    if "tc-steps" in families:
+        cands = step_tc_candidates(first, m)
     if "tc-dense" in families and fmt == "bf16":
         cands = dense_tc_candidates(first, m)
     rows = sweep(cands, tc.tc_qmm, "tc")
     out["tc_all"] = rows[:8] if "tc-compact" in families else rows
-    if ("tc-dense" in families and fmt == "bf16") or "tc-split" in families:
+    if ("tc-dense" in families and fmt == "bf16") or families & {"tc-split", "tc-steps"}:
         from trico.kernels.dispatch import tensor_core_choice
 
         chosen = tensor_core_choice(first, m)
@@ -258,6 +260,37 @@ def split_tc_candidates(pw: qk.PackedWeight, m: int) -> list[tc.TcConfig]:
     ]
 
 
+def step_tc_candidates(pw: qk.PackedWeight, m: int) -> list[tc.TcConfig]:
+    """Tile rows 64-256, warps, split-K 1-4 (8 on narrow layers) and the bytes a step (one or two scale
+    groups, or 256/512 codes with one scale a row): after the word-order unpacking, whose instructions
+    per weight fall with taller tiles (fewer x operands per weight) and longer steps."""
+    from trico.kernels.dispatch import tensor_core_choice
+
+    chosen = tensor_core_choice(pw, m)
+    if chosen is None:
+        return []
+    per_row = pw.scale_mode in (0, 1)
+    steps = (
+        [(bk, 1) for bk in (256, 512) if pw.k % bk == 0] if per_row else [(pw.group_size, g) for g in (1, 2)]
+    )
+    splits = (1, 2, 4, 8) if pw.n <= 4096 else (1, 2, 4)
+    return [
+        dataclasses.replace(chosen, block_n=bn, block_k=bk, groups_per_step=g, num_warps=w, split_k=sk)
+        for bn in (64, 128, 256)
+        for w in (4, 8)
+        for sk in splits
+        for bk, g in steps
+        if pw.n % bn == 0 and pw.k % (bk * g) == 0 and _stages_fit(pw, chosen.num_stages, bn, bk * g)
+    ]
+
+
+def _stages_fit(pw: qk.PackedWeight, stages: int, block_n: int, step: int) -> bool:
+    """Whether the packed tile and a 16-row x tile of every stage fit the H200's 227 KiB of shared memory
+    (else tc_qmm would shrink the shape and the timing would carry the wrong label)."""
+    bits = tc.TC_BITS[pw.fmt]
+    return stages * (block_n * step * bits // 8 + 16 * step * 2) <= 220 * 1024
+
+
 def dense_tc_candidates(pw: qk.PackedWeight, m: int) -> list[tc.TcConfig]:
     """bf16/fp16 weights: tile rows, warps (2: mma.sync, 4: a warpgroup) and pipeline depth around the
     dispatched shape, and split-K for narrow N."""
@@ -294,7 +327,8 @@ def main() -> int:
         "tensor-core or word-GEMV kernel and shape dispatch picks with the f16x2 GEMV off: what it "
         "replaced), tc-dense (bf16: tile rows, warps, stages and split-K around the dispatched "
         "tensor-core shape, which is timed too), tc-split (any format: tile rows, warps and "
-        "split-K 1-8 around the dispatched tensor-core shape, also timed)",
+        "split-K 1-8 around the dispatched tensor-core shape, also timed), tc-steps (tile rows "
+        "64-256, warps, split-K and bytes a step, and the dispatched shape)",
     )
     p.add_argument("--out", default="benchmarks/results/gemv-variants.json")
     args = p.parse_args()

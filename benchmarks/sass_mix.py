@@ -103,7 +103,12 @@ def compile_tc(bits: int, block_n: int, block_k: int, warps: int, stages: int, g
     per_row = group == 0
     fp16 = bits == 8 or x_dtype == "fp16"
     offset = 128 if bits == 8 else 1 << (bits - 1)
-    asm, cons = qgemm_tc.unpack_asm(bits, fp16, offset, bits == 8) if bits in (4, 8) else ("", "")
+    word_order = bits in (2, 4) and block_n >= qgemm_tc.WORD_ORDER_ROWS
+    asm, cons = (
+        qgemm_tc.unpack_asm(bits, fp16, offset, bits == 8, word_order)
+        if bits in (4, 8) or word_order
+        else ("", "")
+    )
     consts = {
         "BITS": bits,
         "SIGNED8": bits == 8,
@@ -120,6 +125,7 @@ def compile_tc(bits: int, block_n: int, block_k: int, warps: int, stages: int, g
         "DOT_F32": False,
         "ASM": asm,
         "CONSTRAINTS": cons,
+        "WORD_ORDER": word_order,
         "PDL": 1,
     }
     pointers = {

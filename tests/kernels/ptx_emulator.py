@@ -48,6 +48,11 @@ def _integer_op(op: str, a: list[int]) -> int:
         return a[0] >> a[1]
     if op == "shl.b32":
         return a[0] << a[1]
+    if op == "lop3.b32":  # bit i of the result is bit (a_i << 2 | b_i << 1 | c_i) of the lookup table
+        return sum(
+            ((a[3] >> ((a[0] >> i & 1) << 2 | (a[1] >> i & 1) << 1 | (a[2] >> i & 1))) & 1) << i
+            for i in range(32)
+        )
     pool = a[0] | (a[1] << 32)  # prmt.b32: byte i of the result is byte selector nibble i of {a1, a0}
     return sum(((pool >> (8 * ((a[2] >> (4 * i)) & 7))) & 0xFF) << (8 * i) for i in range(4))
 
@@ -88,7 +93,7 @@ def run_ptx(asm: str, inputs: list[int], n_out: int, memory: dict[int, int] | No
                 raise AssertionError(f"the emulator does not know {op} with a vector operand")
             continue
         d, *src = [a.strip() for a in args.split(",")]
-        if op in ("mov.b32", "xor.b32", "and.b32", "or.b32", "shr.u32", "shl.b32", "prmt.b32"):
+        if op in ("mov.b32", "xor.b32", "and.b32", "or.b32", "shr.u32", "shl.b32", "prmt.b32", "lop3.b32"):
             r = _integer_op(op, [val(t) for t in src])
         elif op in ("fma.rn.f16x2", "fma.rn.bf16x2", "mul.rn.f16x2"):
             dt = torch.bfloat16 if "bf16" in op else torch.float16

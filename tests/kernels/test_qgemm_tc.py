@@ -39,6 +39,21 @@ def test_tc_qmm_matches_reference(fmt, n, k, group, sym, m_rows):
     assert _rel(got, qlinear_reference(x, q, s, m, fmt, group, k)) < 1e-2
 
 
+@pytest.mark.parametrize(
+    "fmt,group,sym", [("uint4", 64, True), ("uint4", 64, False), ("uint2", 64, False), ("tern2", 0, True)]
+)
+@pytest.mark.parametrize("cfg", [TcConfig(128, 64), TcConfig(128, 64, groups_per_step=2, split_k=2)])
+def test_tc_qmm_word_order_tiles_match_reference(fmt, group, sym, cfg):
+    """Tiles of WORD_ORDER_ROWS rows unpack 4- and 2-bit codes in word order and read x reordered to match."""
+    from trico.kernels.qgemm_tc import WORD_ORDER_ROWS
+
+    assert cfg.block_n >= WORD_ORDER_ROWS
+    q, s, m = random_packed(fmt, 136, 256, group, sym, seed=7)  # 136 rows: a part-full second tile
+    x = torch.randn(5, 256, generator=torch.Generator().manual_seed(7)).to(torch.bfloat16)
+    got = tc_qmm(x.to(DEV), pack_for_kernel(*_dev(q, s, m), fmt, group, 256), cfg).cpu()
+    assert _rel(got, qlinear_reference(x, q, s, m, fmt, group, 256)) < 1e-2
+
+
 def test_tc_qmm_is_within_one_rounding_of_the_exact_product():
     """Against a float64 product the only error left is the bf16 rounding of the output."""
     q, s, m = random_packed("uint4", 64, 256, 64, True, seed=3)
@@ -170,18 +185,26 @@ def test_tc_refuses_formats_it_does_not_read():
 
 
 @pytest.mark.parametrize(
-    "bits,fp16,offset,signed8",
-    [(8, True, 128, True), (8, True, 128, False), (8, True, 0, False), (4, False, 8, False), (4, True, 0, False),
-     (2, False, 1, False), (2, True, 2, False)],
+    "bits,fp16,offset,signed8,word",
+    [(8, True, 128, True, False), (8, True, 128, False, False), (8, True, 0, False, False),
+     (4, False, 8, False, False), (4, True, 0, False, False), (2, False, 1, False, False), (2, True, 2, False, False),
+     (4, False, 8, False, True), (4, True, 8, False, True), (2, False, 1, False, True), (2, True, 2, False, True)],
 )  # fmt: skip
-def test_unpack_asm_turns_bytes_into_offset_codes(bits, fp16, offset, signed8):
-    """The PTX the GPU runs (not the interpreter), executed by an emulator: every byte value, every code position."""
-    from trico.kernels.qgemm_tc import unpack_asm
+def test_unpack_asm_turns_bytes_into_offset_codes(bits, fp16, offset, signed8, word):
+    """The PTX the GPU runs (not the interpreter), executed by an emulator: every byte value, every code position,
+    element i of output p holding code p of byte i (K order) or the code `word_code_order` names (word order)."""
+    from trico.kernels.qgemm_tc import unpack_asm, word_code_order
 
-    asm, constraints = unpack_asm(bits, fp16, offset, signed8)
+    asm, constraints = unpack_asm(bits, fp16, offset, signed8, word)
     positions = 8 // bits
     n_out = constraints.count("=")
     assert n_out == 2 * positions
+    per_byte = 8 // bits
+    if word:
+        order = word_code_order(bits)
+    else:  # code p of byte i
+        order = [[per_byte * i + p for i in range(4)] for p in range(positions)]
+    assert sorted(c for out in order for c in out) == list(range(32 // bits))  # every code once
     dt = torch.float16 if fp16 else torch.bfloat16
     for start in range(0, 256, 4):
         packed = start | (start + 1) << 8 | (start + 2) << 16 | (start + 3) << 24
@@ -189,8 +212,9 @@ def test_unpack_asm_turns_bytes_into_offset_codes(bits, fp16, offset, signed8):
         for p in range(positions):  # output tensor p: elements i = 0..3 in registers 2p (i = 0, 1), 2p + 1
             pair = [regs[2 * p] & 0xFFFF, regs[2 * p] >> 16, regs[2 * p + 1] & 0xFFFF, regs[2 * p + 1] >> 16]
             got = torch.tensor(pair, dtype=torch.int32).to(torch.int16).view(dt).float()
-            byte = torch.arange(start, start + 4)
-            code = (byte >> (bits * p)) & ((1 << bits) - 1)
+            codes = torch.tensor(order[p])
+            byte = start + codes // per_byte
+            code = (byte >> (bits * (codes % per_byte))) & ((1 << bits) - 1)
             if signed8:
                 code = code.to(torch.uint8).view(torch.int8).int() + 128
             assert torch.equal(got, (code - offset).float()), (bits, p, start)

@@ -64,6 +64,26 @@ rows, while Llama-2's 344 programs of 64 rows were the fastest shape; our readin
 wave of programs past ~384 (about 3 an SM), not profiled."""
 
 
+WORD_ORDER_PROGRAMS = {4: 132, 2: 264}
+"""Programs a word-order tensor-core launch aims for (2-16 rows, Llama-sized layers): K is split in powers of two
+(up to 8) until the 128-row tiles reach this many. From the H200 tc-steps sweep
+(benchmarks/results/tc-steps-*-h200.json): 4-bit g128 codes were fastest at about one program an SM (132),
+2-bit codes, which bring half the bytes a step, at about two."""
+
+
+def _split_to_fill(tiles: int, programs: int) -> int:
+    """The K split (1, 2, 4 or 8) that first brings `tiles` programs to `programs`."""
+    split = 1
+    while split < 8 and tiles * split < programs:
+        split *= 2
+    return split
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    """Ceiling division (as triton.cdiv, without importing Triton)."""
+    return -(-a // b)
+
+
 def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     """The tensor-core kernel's launch shape where it measured fastest, else None (another kernel).
 
@@ -92,7 +112,17 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     on the wide layers unsplit; the split-4 rule this replaced ran 4096x11008 at 78.5 us against 58.5);
     with mins 128-row tiles split four ways on narrow layers (73.0 us on 4096x11008, faster than any swept
     shape), two groups a step on wide ones, 64 rows from 16384 (110.2 and 173.7 us on 12288 and 22016 rows,
-    the best swept). The decode step was not re-timed with it. One row stays on qmm (~700 GB/s there).
+    the best swept). In the decode step it measured no faster than the rule before it (same run, Llama-2-7B
+    int3-g128, benchmarks/results/experiments/decode-int3-rule-*-h200.json: batch 4 9.91 against 9.75 ms a
+    step, batch 16 11.58 against 11.12). One row stays on qmm (~700 GB/s there).
+    Llama-sized layers (K >= 4096) with symmetric g128 4-bit codes at 2-16 rows, and 2-bit codes with one scale
+    a row at 5-16 rows, take 128-row word-order tiles (qgemm_tc.WORD_ORDER_ROWS) with K split until the grid
+    holds WORD_ORDER_PROGRAMS programs: from the H200 tc-steps sweep at 16 rows
+    (benchmarks/results/tc-steps-{int4-g128,tern2,extra}-h200.json), within 5% of the best swept shape for
+    4-bit codes on all eight Llama-2/3 layers and 0.86-0.93 of it (or faster: split 8 was not swept on wide
+    layers) for 2-bit ones. Decode step, same run (benchmarks/results/experiments/decode-word-order-*-h200.json,
+    Llama-2-7B): int4-g128 batch 4 2.97 -> 2.91 ms, batch 16 3.63 -> 3.36; tern2 batch 16 3.42 -> 3.16, but
+    batch 4 2.81 -> 2.90, so 2-bit codes keep the older rule up to 4 rows.
     """
     if not tc_supported(pw):
         return None
@@ -114,6 +144,18 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
             return TcConfig(128, step, 4, 3, 1, split)
         gps = 2 if not per_row and pw.k % (2 * step) == 0 else 1
         return TcConfig(64 if pw.n >= 16384 else 128, step, 4, 3, gps)
+    if (
+        1 < m <= 16
+        and pw.k >= 4096
+        and pw.mins is None
+        and ((bits == 4 and not per_row) or (bits == 2 and per_row and pw.k % 256 == 0 and m > 4))
+    ):
+        # word-order tiles (qgemm_tc.WORD_ORDER_ROWS), K split until the grid fills the GPU
+        tiles = triton_cdiv(pw.n, 128)
+        fill = _split_to_fill(tiles, WORD_ORDER_PROGRAMS[bits])
+        if bits == 4:
+            return TcConfig(128, pw.group_size, 4, stages, 1, fill)
+        return TcConfig(128, 256, 4, stages if pw.n > 4096 else 3, 1, fill)
     if not per_row and bits == 4 and pw.mins is None and 1 < m <= 16:
         if split > 1:  # narrow layers: 128-row tiles, K split 8 ways
             return TcConfig(128, pw.group_size, 4, stages, 1, 8)

@@ -95,13 +95,47 @@ ASM_UNPACK = True
 """Unpack codes with inline PTX on the GPU (False: Triton tensor ops, for A/B timing)."""
 
 
-def unpack_asm(bits: int, fp16: bool, offset: int, signed8: bool) -> tuple[str, str]:
+WORD_ORDER_ROWS = 128
+"""4- and 2-bit tiles of at least this many rows unpack in word order (`word_code_order`). Per layer at 16 rows
+(H200, benchmarks/results/tc-steps-*-h200.json) the word-order tiles of 128 rows beat every shape before it
+(int4-g128 1.05-1.43x, tern2 1.2-3.0x the rule's shapes), while 32- and 64-row tiles in word order ran 0.67-0.79x
+the K-order kernel: every warp reorders the same x operands, so the x-side PRMTs weigh per weight as 32 / rows."""
+
+
+def word_code_order(bits: int) -> list[list[int]]:
+    """For 4- and 2-bit codes in word order: which code of a 4-byte word element i of unpacked output p holds.
+
+    The word-order PTX keeps every pair of codes it makes in one register, in the order the masks give
+    them (one LOP3 masks one code position of two bytes 16 bits apart), the kernel lays the outputs
+    side by side along K and reads x in the same order (the dot sums over K in any order). Regrouping
+    16-bit codes into K order instead takes byte moves and register shuffles: sm_90 SASS under Triton
+    3.6 (`benchmarks/sass_mix.py --kernel tc`), 4-bit g128 128-row tiles, 4.20 -> 2.84 instructions a
+    weight; 2-bit 64x256 tiles 4.91 -> 2.70."""
+    if bits == 4:  # register (pair) = (nibble j of bytes 0 and 2) or (of bytes 1 and 3), shifted by 8
+        return [[2 * (2 * (t % 2) + r) + t // 2 for t in range(4)] for r in range(2)]
+    assert bits == 2, "word order is for 4- and 2-bit codes"
+    return [[4 * (t // 2 + 2 * (t % 2)) + p for t in range(4)] for p in range(4)]
+
+
+def _f16_bits(v: float, fp16: bool) -> int:
+    """The 16-bit pattern of a small exact number in fp16 or bf16."""
+    t = torch.tensor([v], dtype=torch.float16 if fp16 else torch.bfloat16)
+    return int(t.view(torch.int16).item()) & 0xFFFF
+
+
+def unpack_asm(
+    bits: int, fp16: bool, offset: int, signed8: bool, word_order: bool = False
+) -> tuple[str, str]:
     """PTX (and its constraint string) turning 4 packed bytes into their codes minus `offset` as 16-bit floats.
 
     Outputs follow `tl.inline_asm_elementwise(pack=4)`: one tensor per code position of a byte
-    (1 for 8-bit, 2 for 4-bit, 4 for 2-bit codes), each two registers of two 16-bit floats, element
-    i from byte i. Every code becomes MAGIC + c (c OR-ed into the mantissa of 1024.0 or 128.0) and
-    one packed FMA subtracts MAGIC + offset, exactly (small integers).
+    (1 for 8-bit, 2 for 4-bit, 4 for 2-bit codes), each two registers of two 16-bit floats. In K order
+    element i of output p is code p of byte i: PRMT spreads bytes 0,1 and 2,3 into the 16-bit halves
+    of two registers, one LOP3 per register masks a code position and ORs in MAGIC (two codes per
+    instruction). In word order (4- and 2-bit) element i of output p is code `word_code_order(bits)[p][i]`
+    of the word: the masks work on the word itself, no byte moves. Either way every code becomes
+    MAGIC + c * 2^s (c OR-ed into the mantissa of 1024.0 or 128.0 at bit s) and one packed FMA
+    (x * 2^-s - (MAGIC * 2^-s + offset)) leaves c - offset, exactly (small integers).
     """
     if bits == 8:
         assert fp16, "8-bit codes need fp16's mantissa"
@@ -114,6 +148,8 @@ def unpack_asm(bits: int, fp16: bool, offset: int, signed8: bool) -> tuple[str, 
             "fma.rn.f16x2 $0, $0, one, nb; fma.rn.f16x2 $1, $1, one, nb; }",
             "=r,=r,r",
         )
+    if word_order:
+        return _word_order_asm(bits, fp16, offset)
     magic, one, ty = (0x6400, 0x3C00, "f16x2") if fp16 else (0x4300, 0x3F80, "bf16x2")
     positions = 8 // bits
     mask = ((1 << bits) - 1) * 0x10001
@@ -136,12 +172,48 @@ def unpack_asm(bits: int, fp16: bool, offset: int, signed8: bool) -> tuple[str, 
     return "\n".join(lines), ",".join(["=r"] * (2 * positions) + ["r"])
 
 
+def _word_order_asm(bits: int, fp16: bool, offset: int) -> tuple[str, str]:
+    """`unpack_asm` in word order: fp16's 10 mantissa bits take a code at bit 4 (4-bit) or up to bit 6
+    (2-bit) where it sits, scaled back by the FMA; bf16's 7 take codes up to bit 3 (4-bit) or 4 (2-bit), the
+    others are shifted down first."""
+    magic, ty = (1024.0, "f16x2") if fp16 else (128.0, "bf16x2")
+    positions = 8 // bits
+    room = 10 if fp16 else 7
+    mbits = _f16_bits(magic, fp16) * 0x10001
+    outs = []  # per output register: (byte pair: bytes 0/2 or 1/3, the code's bit in its byte)
+    for p in range(positions):
+        for h in range(2):
+            outs.append((p, bits * h) if bits == 4 else (h, bits * p))
+    shifts: dict[int, str] = {}
+    for pair, bit in outs:
+        shifts.setdefault(8 * pair + (bit if bit + bits > room else 0), f"t{len(shifts)}")
+    word = f"${2 * positions}"
+    lines = ["{ .reg .b32 t<8>, sc<8>, nb<8>;"]
+    lines += [
+        f"shr.u32 {reg}, {word}, {sh};" if sh else f"mov.b32 {reg}, {word};" for sh, reg in shifts.items()
+    ]
+    for i, (pair, bit) in enumerate(outs):
+        shift = 8 * pair + (bit if bit + bits > room else 0)
+        s = bit if bit + bits <= room else 0  # where the code sits in the mantissa after the shift
+        mask = ((1 << bits) - 1) << s
+        # (a & b) | c: lookup table 0xF0 & 0xCC | 0xAA (ptxas left a separate AND and OR as two LOP3s)
+        lines.append(f"lop3.b32 ${i}, {shifts[shift]}, 0x{mask * 0x10001:08X}, 0x{mbits:08X}, 0xEA;")
+        lines.append(
+            f"mov.b32 sc{i}, 0x{_f16_bits(2.0**-s, fp16) * 0x10001:08X}; "
+            f"mov.b32 nb{i}, 0x{_f16_bits(-(magic * 2.0**-s + offset), fp16) * 0x10001:08X};"
+        )
+        lines.append(f"fma.rn.{ty} ${i}, ${i}, sc{i}, nb{i};")
+    lines.append("}")
+    return "\n".join(lines), ",".join(["=r"] * (2 * positions) + ["r"])
+
+
 if triton is not None:
 
     @triton.jit
     def _unpack_ptx(b, ASM: tl.constexpr, CONSTRAINTS: tl.constexpr, BITS: tl.constexpr, FP16: tl.constexpr,
-                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):  # fmt: skip
-        """Packed bytes [BN, BK * BITS / 8] -> (c - offset) [BN, BK] in K order as 16-bit floats, by `unpack_asm`'s PTX."""
+                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, WORD_ORDER: tl.constexpr):  # fmt: skip
+        """Packed bytes [BN, BK * BITS / 8] -> (c - offset) [BN, BK] as 16-bit floats by `unpack_asm`'s PTX, in K
+        order or (WORD_ORDER) with the outputs side by side."""
         if FP16:
             dt = tl.float16
         else:
@@ -150,17 +222,33 @@ if triton is not None:
             w = tl.inline_asm_elementwise(ASM, CONSTRAINTS, [b], dtype=dt, is_pure=True, pack=4)
         elif BITS == 4:
             lo, hi = tl.inline_asm_elementwise(ASM, CONSTRAINTS, [b], dtype=(dt, dt), is_pure=True, pack=4)
-            w = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_K])
+            if WORD_ORDER:
+                w = _side_by_side(lo, hi, BLOCK_N, BLOCK_K // 2)
+            else:
+                w = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_K])
         else:
             p0, p1, p2, p3 = tl.inline_asm_elementwise(
                 ASM, CONSTRAINTS, [b], dtype=(dt, dt, dt, dt), is_pure=True, pack=4
             )
-            w = tl.reshape(tl.join(tl.join(p0, p2), tl.join(p1, p3)), [BLOCK_N, BLOCK_K])
+            if WORD_ORDER:
+                Q: tl.constexpr = BLOCK_K // 4
+                w = _side_by_side(
+                    _side_by_side(p0, p1, BLOCK_N, Q), _side_by_side(p2, p3, BLOCK_N, Q), BLOCK_N, 2 * Q
+                )
+            else:
+                w = tl.reshape(tl.join(tl.join(p0, p2), tl.join(p1, p3)), [BLOCK_N, BLOCK_K])
         return w
 
     @triton.jit
-    def _unpack(b, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BITS: tl.constexpr, SIGNED8: tl.constexpr):
-        """Packed bytes [BN, BK * BITS / 8] (uint8) -> codes [BN, BK] (uint8) in K order."""
+    def _side_by_side(a, b, BLOCK_N: tl.constexpr, H: tl.constexpr):
+        """[BN, H] and [BN, H] -> [BN, 2H], a's columns first (no interleaving: pairs stay in their registers)."""
+        return tl.reshape(tl.permute(tl.join(a, b), (0, 2, 1)), [BLOCK_N, 2 * H])
+
+    @triton.jit
+    def _unpack(b, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BITS: tl.constexpr, SIGNED8: tl.constexpr,
+                WORD_ORDER: tl.constexpr):  # fmt: skip
+        """Packed bytes [BN, BK * BITS / 8] (uint8) -> codes [BN, BK] (uint8) in K order, or in `unpack_asm`'s word
+        order (WORD_ORDER, 4- and 2-bit codes)."""
         if BITS == 8:
             c = b ^ 0x80 if SIGNED8 else b  # two's complement int8 -> c + 128
         elif BITS == 1:
@@ -170,15 +258,44 @@ if triton is not None:
             lo = tl.join(tl.join(v % 3, (v // 81) % 3), tl.join((v // 9) % 3, z))
             hi = tl.join(tl.join((v // 3) % 3, z), tl.join((v // 27) % 3, z))
             c = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_K])
-        elif BITS == 4:
+        elif BITS == 4 and not WORD_ORDER:
             # Code 2j is the low nibble of byte j: joining (low, high) on a new last axis is K order.
             c = tl.reshape(tl.join(b & 15, b >> 4), [BLOCK_N, BLOCK_K])
-        else:
+        elif BITS == 4:
+            # word_code_order: output r holds nibble j of bytes r and r + 2 of each word, j-major
+            q = tl.reshape(b, [BLOCK_N, BLOCK_K // 8, 2, 2])  # [n, word, byte // 2, byte % 2]
+            e0, e1 = tl.split(q)  # bytes 0, 2 and 1, 3 of each word
+            # join gives [word, byte pair, nibble]; the PTX's order is [word, nibble, byte pair]
+            o0 = tl.reshape(tl.permute(tl.join(e0 & 15, e0 >> 4), (0, 1, 3, 2)), [BLOCK_N, BLOCK_K // 2])
+            o1 = tl.reshape(tl.permute(tl.join(e1 & 15, e1 >> 4), (0, 1, 3, 2)), [BLOCK_N, BLOCK_K // 2])
+            c = _side_by_side(o0, o1, BLOCK_N, BLOCK_K // 2)
+        elif not WORD_ORDER:
             # Code 4j + p sits at bits 2p of byte j; the nested join lays (p0, p1, p2, p3) out in order.
             lo = tl.join(b & 3, (b >> 4) & 3)
             hi = tl.join((b >> 2) & 3, b >> 6)
             c = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_K])
+        else:
+            # word_code_order: output p holds code position p of bytes 0, 2, 1, 3 of each word
+            q = tl.permute(
+                tl.reshape(b, [BLOCK_N, BLOCK_K // 16, 2, 2]), (0, 1, 3, 2)
+            )  # [n, word, byte%2, byte//2]
+            q = tl.reshape(q, [BLOCK_N, BLOCK_K // 4])
+            H: tl.constexpr = BLOCK_K // 4
+            c = _side_by_side(_side_by_side(q & 3, (q >> 2) & 3, BLOCK_N, H),
+                              _side_by_side((q >> 4) & 3, q >> 6, BLOCK_N, H), BLOCK_N, 2 * H)  # fmt: skip
         return c
+
+    @triton.jit
+    def _word_order_x(x, BITS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+        """x [BM, BK] in K order -> its columns in the order of an unpacked 4- or 2-bit tile (`word_code_order`)."""
+        W: tl.constexpr = BLOCK_K * BITS // 32  # words a row a step
+        if BITS == 4:  # code 8w + 4a + 2r + j sits at column r * BK/2 + 4w + 2j + a
+            x5 = tl.reshape(x, [BLOCK_M, W, 2, 2, 2])
+            xp = tl.permute(x5, (0, 3, 1, 4, 2))
+        else:  # code 16w + 8h + 4s + p sits at column p * BK/4 + 4w + 2s + h
+            x5 = tl.reshape(x, [BLOCK_M, W, 2, 2, 4])
+            xp = tl.permute(x5, (0, 4, 1, 3, 2))
+        return tl.reshape(xp, [BLOCK_M, BLOCK_K])
 
     @triton.jit
     def _units4(u0, u1, u2, u3, P: tl.constexpr):
@@ -211,20 +328,37 @@ if triton is not None:
 
     @triton.jit
     def _tile_dot(
-        x_ptrs, w_ptrs, x_mask, w_mask, BITS, SIGNED8, FP16, SUB, BLOCK_N, BLOCK_K, DOT_F32, ASM, CONSTRAINTS
+        x_ptrs,
+        w_ptrs,
+        x_mask,
+        w_mask,
+        BITS,
+        SIGNED8,
+        FP16,
+        SUB,
+        BLOCK_N,
+        BLOCK_K,
+        DOT_F32,
+        ASM,
+        CONSTRAINTS,
+        WORD_ORDER,
     ):  # noqa: ANN001, ANN202, E501
         """One [BM, BK] x [BK, BN] step: the x tile in the dot's dtype, and x times the (MAGIC + c - SUB) tile."""
         x = tl.load(x_ptrs, mask=x_mask, other=0.0)
+        if WORD_ORDER:
+            x = _word_order_x(x, BITS, x.shape[0], BLOCK_K)
         if BITS == 16:
             w = tl.load(w_ptrs, mask=w_mask, other=0)
         elif ASM != "":
             b = tl.load(w_ptrs, mask=w_mask, other=0)
-            w = _unpack_ptx(b, ASM, CONSTRAINTS, BITS, FP16, BLOCK_N, BLOCK_K)
+            w = _unpack_ptx(b, ASM, CONSTRAINTS, BITS, FP16, BLOCK_N, BLOCK_K, WORD_ORDER)
         else:
             if BITS == 3:
                 c = _unpack3(w_ptrs, w_mask, BLOCK_N, BLOCK_K)
             else:
-                c = _unpack(tl.load(w_ptrs, mask=w_mask, other=0), BLOCK_N, BLOCK_K, BITS, SIGNED8)
+                c = _unpack(
+                    tl.load(w_ptrs, mask=w_mask, other=0), BLOCK_N, BLOCK_K, BITS, SIGNED8, WORD_ORDER
+                )
             bits = c.to(tl.int16) | (0x6400 if FP16 else 0x4300)
             w = bits.to(tl.float16 if FP16 else tl.bfloat16, bitcast=True)
             if SUB > 0:
@@ -270,6 +404,7 @@ if triton is not None:
         DOT_F32: tl.constexpr,
         ASM: tl.constexpr,
         CONSTRAINTS: tl.constexpr,
+        WORD_ORDER: tl.constexpr,
         PDL: tl.constexpr,
     ):
         wait_for_producer(PDL)
@@ -305,7 +440,10 @@ if triton is not None:
             )
         XK: tl.constexpr = BLOCK_K * 5 // 8 if BITS == 1 else BLOCK_K  # x columns a step of BLOCK_K slots
         slot = tl.arange(0, BLOCK_K)
-        xoff = (slot // 8) * 5 + slot % 8 if BITS == 1 else slot
+        if BITS == 1:
+            xoff = (slot // 8) * 5 + slot % 8
+        else:
+            xoff = slot
         x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_lo * XK // BLOCK_K + xoff)[None, :]
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
         xacc = tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.float32)
@@ -333,6 +471,7 @@ if triton is not None:
                     DOT_F32,
                     ASM,
                     CONSTRAINTS,
+                    WORD_ORDER,
                 )
                 if BITS == 16 or PER_ROW:
                     acc += part
@@ -470,8 +609,9 @@ def _launch(
     mins = pw.mins if pw.mins is not None else scales
     offset = 128 if pw.fmt == "int8" else pw.offset
     asm, constraints = ("", "")
-    if ASM_UNPACK and not INTERPRET and bits in (4, 8):  # 2-bit codes measured no faster with it
-        asm, constraints = unpack_asm(bits, fp16, offset, pw.fmt == "int8")
+    word_order = bits in (2, 4) and config.block_n >= WORD_ORDER_ROWS
+    if ASM_UNPACK and not INTERPRET and (bits == 8 or bits == 4 or word_order):  # 2-bit K order: no faster
+        asm, constraints = unpack_asm(bits, fp16, offset, pw.fmt == "int8", word_order)
     grid = (triton.cdiv(pw.n, config.block_n), split, triton.cdiv(m, block_m))
     tiles = grid[0] * grid[2]
     ws, cnt = split_workspace(x.device, m * pw.n, tiles) if split > 1 else (y, y)
@@ -507,6 +647,7 @@ def _launch(
         DOT_F32=INTERPRET,
         ASM=asm,
         CONSTRAINTS=constraints,
+        WORD_ORDER=word_order,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch_kwargs(x),
@@ -516,6 +657,7 @@ def _launch(
 
 __all__ = [
     "ASM_UNPACK",
+    "WORD_ORDER_ROWS",
     "TC_BITS",
     "TcConfig",
     "tc_candidates",
@@ -523,4 +665,5 @@ __all__ = [
     "tc_qmm",
     "tc_supported",
     "unpack_asm",
+    "word_code_order",
 ]

@@ -97,9 +97,10 @@ ASM_UNPACK = True
 
 WORD_ORDER_ROWS = 128
 """4- and 2-bit tiles of at least this many rows unpack in word order (`word_code_order`). Per layer at 16 rows
-(H200, benchmarks/results/tc-steps-*-h200.json) the word-order tiles of 128 rows beat every shape before it
-(int4-g128 1.05-1.43x, tern2 1.2-3.0x the rule's shapes), while 32- and 64-row tiles in word order ran 0.67-0.79x
-the K-order kernel: every warp reorders the same x operands, so the x-side PRMTs weigh per weight as 32 / rows."""
+(H200, benchmarks/results/tc-steps-*-h200.json): with word-order 128-row tiles and the new rule, int4-g128 ran
+1.04-1.57x the K-order kernel at its old rule's shapes (tc-split-sweep-h200.json, an earlier run) on six Llama
+layers and tern2 1.05-3.0x (same run), while the old rule's 32- and 64-row tiles in word order ran 0.67-0.79x the
+K-order kernel: every warp reorders the same x operands, so the x-side PRMTs weigh per weight as 32 / rows."""
 
 
 def word_code_order(bits: int) -> list[list[int]]:

@@ -47,7 +47,7 @@ class WeightScheme:
 
 
 def parse_scheme(name: str) -> WeightScheme:
-    """'bf16', 'int8', 'int4-g128', 'int3-g128-asym', 'int2-g64', 'uint8-g128', 'tern2', 'tern1.6';
+    """'bf16', 'int8', 'int4-g128', 'int3-g128-asym', 'int2-g64', 'uint8-g128', 'tern2', 'tern1.6', 'w8a8';
     a quantized format with '-a8' runs its one-row decode GEMVs with int8 activations."""
     parts = name.split("-")
     sym = "asym" not in parts
@@ -73,8 +73,10 @@ def _parse_weights(name: str, parts: list[str], sym: bool) -> WeightScheme:
         return WeightScheme(name, "uint" + base[-1], group, sym)
     if base in ("tern2", "tern1.6"):
         return WeightScheme(name, base, 0 if group == -1 else group, True)
+    if base == "w8a8":  # int8 weights and int8 per-token activations (SmoothQuant, no smoothing)
+        return WeightScheme(name, "w8a8", -1, True)
     raise TricoError(
-        f"unknown benchmark format {name!r} (bf16, int8, int4-g128, int3-g128, tern2, tern1.6, ...)"
+        f"unknown benchmark format {name!r} (bf16, int8, int4-g128, int3-g128, tern2, tern1.6, w8a8, ...)"
     )
 
 

@@ -31,6 +31,7 @@ from trico.kernels.gemv_half2 import (
 )
 from trico.kernels.prologue import NORM, SILU, Prologue
 from trico.kernels.qgemm_tc import TC_BITS, TcConfig, tc_qmm, tc_supported
+from trico.kernels.w8a8 import w8a8_linear, w8a8_supported
 
 DECODE_MAX_ROWS = 64
 """Up to this many rows of x the fused kernel streams the packed weight; above, dequantize + cuBLAS."""
@@ -362,10 +363,14 @@ def qlinear_forward(
 ) -> torch.Tensor:
     """y = x @ W^T (+ residual, added in the kernel where it can) for a QLinear on CUDA.
 
-    Formats without a kernel (w8a8) use the module's reference. `quantized` is x as `a8_input`
+    w8a8 runs its own int8 GEMM (`trico.kernels.w8a8`). `quantized` is x as `a8_input`
     prepared it and a producer kernel filled it. With a `prologue` x is that op's raw input; the
     GEMV applies it as it loads x where it can, else it runs first on its own.
     """
+    if w8a8_supported(module) and kernels_enabled():
+        x2 = _rows(x if prologue is None else prologue.apply(x))
+        res2 = None if residual is None else residual.reshape(-1, module.out_features)
+        return w8a8_linear(x2, module, residual=res2).view(*x.shape[:-1], module.out_features)
     if not supported(module) or not kernels_enabled():
         x = x if prologue is None else prologue.apply(x)
         return _add(module.reference_forward(x), residual)

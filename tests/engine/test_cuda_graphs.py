@@ -55,6 +55,24 @@ def test_concat_rows_qlinear(group, sym):
     torch.testing.assert_close(fused.reference_forward(x), want)
 
 
+def test_concat_rows_w8a8_needs_one_smoothing_vector():
+    """w8a8 projections fuse when their smoothing vectors agree (one per-token quantization of x / smooth)."""
+    g = torch.Generator().manual_seed(2)
+    smooth = (torch.rand(32, generator=g) + 0.5).half()
+
+    def w8a8(n: int, sm: torch.Tensor) -> QLinear:
+        codes = torch.randint(-127, 128, (n, 32), generator=g, dtype=torch.int8)
+        return QLinear.from_codes(codes, (torch.rand(n, 1, generator=g) * 0.01).half(), "w8a8", 32, smooth=sm)
+
+    mods = [w8a8(8, smooth), w8a8(4, smooth.clone())]
+    x = torch.randn(3, 32, generator=g)
+    fused = _concat_rows(mods)
+    assert fused.fmt == "w8a8" and torch.equal(fused.smooth, smooth)
+    # per-token scales come from the same x / smooth: the fused rows are the separate ones side by side
+    assert torch.equal(fused.reference_forward(x), torch.cat([m.reference_forward(x) for m in mods], -1))
+    assert _concat_rows([w8a8(8, smooth), w8a8(4, smooth * 2)]) is None
+
+
 def test_fast_decode_is_a_no_op_on_cpu():
     model = build_model(tiny_config(), dtype=torch.float32)
     gen = Generator(model, StaticKVCache(model.config, 1, 32), Sampler())
@@ -153,7 +171,14 @@ def test_graph_replay_under_each_pdl_trigger_matches_the_unlaunched_step(mode, s
     cfg = tiny_config(head_dim=64, n_heads=8, n_kv_heads=2, dim=512, hidden_dim=1536, n_layers=4)
     model = build_model(cfg, dtype=torch.bfloat16, device="cuda")
     if scheme:
-        quantize(model, scheme, progress=False)
+        from trico.quant.calibration import Calibration
+
+        tokens = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(1))
+        calib = Calibration(tokens, {"file": "random", "n_seqs": 2}) if scheme.startswith("w8a8") else None
+        if calib is not None:  # SmoothQuant's calibration runs the float model (the checkpoint's dtype)
+            model = build_model(cfg, dtype=torch.float32)
+        quantize(model, scheme, calib, progress=False)
+        model = model.to(torch.bfloat16)
     fuse_model_(model)
     _replay_matches_eager(
         model, cfg, batch=1, max_len=64, steps=8, eager_context=lambda: programmatic_launch(False)
@@ -176,6 +201,7 @@ def test_graph_replay_under_each_pdl_trigger_matches_the_unlaunched_step(mode, s
         ("int8", True, True, 1, True),
         ("int3-rtn-g32-asym", False, False, 2, True),
         ("ternary-pc-b3", False, False, 2, True),
+        ("w8a8", False, False, 2, True),
     ],
 )
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="runs Triton kernels on CPU tensors")
@@ -200,7 +226,14 @@ def test_fused_decode_step_matches_reference_in_the_interpreter(
     cfg = tiny_config(dim=128, n_heads=4, n_kv_heads=2)  # head_dim 32: the one-kernel decode path
     model = build_model(cfg, dtype=torch.bfloat16)
     if scheme:
-        quantize(model, scheme, progress=False)
+        from trico.quant.calibration import Calibration
+
+        tokens = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(1))
+        calib = Calibration(tokens, {"file": "random", "n_seqs": 2}) if scheme.startswith("w8a8") else None
+        if calib is not None:  # SmoothQuant's calibration runs the float model (the checkpoint's dtype)
+            model = build_model(cfg, dtype=torch.float32)
+        quantize(model, scheme, calib, progress=False)
+        model = model.to(torch.bfloat16)
 
     calls = []
     # Every int8-activation GEMV must get its x already quantized by the kernel that produced it.

@@ -49,7 +49,11 @@ def _concat_rows(mods: list[nn.Module]) -> nn.Module | None:
     from trico.quant.qlinear import QLinear
 
     first = mods[0]
-    if not all(isinstance(m, QLinear) for m in mods) or first.fmt == "w8a8":
+    if not all(isinstance(m, QLinear) for m in mods):
+        return None
+    # w8a8 divides x by a smoothing vector per projection: one fused GEMM needs them all equal (SmoothQuant
+    # smooths the projections that share an input together, so Q/K/V and gate/up agree).
+    if first.fmt == "w8a8" and not all(torch.equal(m.smooth, first.smooth) for m in mods):
         return None
     if any(
         (m.fmt, m.group_size, m.symmetric, m.in_features)
@@ -77,6 +81,8 @@ def _concat_rows(mods: list[nn.Module]) -> nn.Module | None:
     fused._buffers["qweight"] = cat("qweight", True)
     fused._buffers["scales"] = cat("scales", True)
     fused._buffers["mins"] = cat("mins", True)
+    if first.smooth is not None:
+        fused._buffers["smooth"] = first.smooth
     return fused
 
 

@@ -80,11 +80,6 @@ def _split_to_fill(tiles: int, programs: int) -> int:
     return split
 
 
-def triton_cdiv(a: int, b: int) -> int:
-    """Ceiling division (as triton.cdiv, without importing Triton)."""
-    return -(-a // b)
-
-
 def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     """The tensor-core kernel's launch shape where it measured fastest, else None (another kernel).
 
@@ -152,8 +147,7 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
         and ((bits == 4 and not per_row) or (bits == 2 and per_row and pw.k % 256 == 0 and m > 4))
     ):
         # word-order tiles (qgemm_tc.WORD_ORDER_ROWS), K split until the grid fills the GPU
-        tiles = triton_cdiv(pw.n, 128)
-        fill = _split_to_fill(tiles, WORD_ORDER_PROGRAMS[bits])
+        fill = _split_to_fill(-(-pw.n // 128), WORD_ORDER_PROGRAMS[bits])
         if bits == 4:
             return TcConfig(128, pw.group_size, 4, stages, 1, fill)
         return TcConfig(128, 256, 4, stages if pw.n > 4096 else 3, 1, fill)

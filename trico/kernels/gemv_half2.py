@@ -36,7 +36,7 @@ import torch
 
 from trico.kernels.epilogue import check_residual, gate_rows_ok, one_row_launch
 from trico.kernels.pdl import launch_kwargs, wait_for_producer
-from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
+from trico.kernels.qlinear import INTERPRET, PackedWeight, half_bits, triton
 
 if triton is not None:
     import triton.language as tl
@@ -61,11 +61,6 @@ def half2_supported(pw: PackedWeight, dtype: torch.dtype = torch.bfloat16) -> bo
     quad = 4 * (32 // HALF2_BITS[pw.fmt])
     per_row = pw.scale_mode in (0, 1)
     return pw.k % quad == 0 and (per_row or pw.group_size % quad == 0)
-
-
-def _f16_bits(v: float) -> int:
-    """The fp16 bit pattern of v."""
-    return int(torch.tensor(v, dtype=torch.float16).view(torch.int16).item()) & 0xFFFF
 
 
 def x_pairs_asm(bits: int, fp16: bool) -> tuple[str, str]:
@@ -106,9 +101,9 @@ def unit_dot_asm(bits: int, offset: int, rows: int = 1) -> tuple[str, str]:
         "{ .reg .b32 t, s, nb, "
         + ", ".join(accs + [f"m{e}" for e in exps])
         + "; .reg .b16 l, h; .reg .f32 fl, fh;",
-        f"mov.b32 nb, 0x{_f16_bits(-offset * 2.0**-9) * 0x10001:08X};",
+        f"mov.b32 nb, 0x{half_bits(-offset * 2.0**-9) * 0x10001:08X};",
     ]
-    lines += [f"mov.b32 m{e}, 0x{_f16_bits(2.0**e) * 0x10001:08X};" for e in exps]
+    lines += [f"mov.b32 m{e}, 0x{half_bits(2.0**e) * 0x10001:08X};" for e in exps]
     first = True
     for w in range(words):
         for q in range(planes):

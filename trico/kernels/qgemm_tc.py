@@ -41,7 +41,7 @@ import torch
 
 from trico.kernels.epilogue import check_residual, split_workspace
 from trico.kernels.pdl import launch_kwargs, wait_for_producer
-from trico.kernels.qlinear import INTERPRET, PackedWeight, triton
+from trico.kernels.qlinear import INTERPRET, PackedWeight, half_bits, triton
 
 if triton is not None:
     import triton.language as tl
@@ -118,12 +118,6 @@ def word_code_order(bits: int) -> list[list[int]]:
     return [[4 * (t // 2 + 2 * (t % 2)) + p for t in range(4)] for p in range(4)]
 
 
-def _f16_bits(v: float, fp16: bool) -> int:
-    """The 16-bit pattern of a small exact number in fp16 or bf16."""
-    t = torch.tensor([v], dtype=torch.float16 if fp16 else torch.bfloat16)
-    return int(t.view(torch.int16).item()) & 0xFFFF
-
-
 def unpack_asm(
     bits: int, fp16: bool, offset: int, signed8: bool, word_order: bool = False
 ) -> tuple[str, str]:
@@ -178,9 +172,10 @@ def _word_order_asm(bits: int, fp16: bool, offset: int) -> tuple[str, str]:
     (2-bit) where it sits, scaled back by the FMA; bf16's 7 take codes up to bit 3 (4-bit) or 4 (2-bit), the
     others are shifted down first."""
     magic, ty = (1024.0, "f16x2") if fp16 else (128.0, "bf16x2")
+    dt = torch.float16 if fp16 else torch.bfloat16
     positions = 8 // bits
     room = 10 if fp16 else 7
-    mbits = _f16_bits(magic, fp16) * 0x10001
+    mbits = half_bits(magic, dt) * 0x10001
     outs = []  # per output register: (byte pair: bytes 0/2 or 1/3, the code's bit in its byte)
     for p in range(positions):
         for h in range(2):
@@ -200,8 +195,8 @@ def _word_order_asm(bits: int, fp16: bool, offset: int) -> tuple[str, str]:
         # (a & b) | c: lookup table 0xF0 & 0xCC | 0xAA (ptxas left a separate AND and OR as two LOP3s)
         lines.append(f"lop3.b32 ${i}, {shifts[shift]}, 0x{mask * 0x10001:08X}, 0x{mbits:08X}, 0xEA;")
         lines.append(
-            f"mov.b32 sc{i}, 0x{_f16_bits(2.0**-s, fp16) * 0x10001:08X}; "
-            f"mov.b32 nb{i}, 0x{_f16_bits(-(magic * 2.0**-s + offset), fp16) * 0x10001:08X};"
+            f"mov.b32 sc{i}, 0x{half_bits(2.0**-s, dt) * 0x10001:08X}; "
+            f"mov.b32 nb{i}, 0x{half_bits(-(magic * 2.0**-s + offset), dt) * 0x10001:08X};"
         )
         lines.append(f"fma.rn.{ty} ${i}, ${i}, sc{i}, nb{i};")
     lines.append("}")
@@ -328,22 +323,8 @@ if triton is not None:
         return tl.reshape(tl.join(evens, odds), [BLOCK_N, BLOCK_K])
 
     @triton.jit
-    def _tile_dot(
-        x_ptrs,
-        w_ptrs,
-        x_mask,
-        w_mask,
-        BITS,
-        SIGNED8,
-        FP16,
-        SUB,
-        BLOCK_N,
-        BLOCK_K,
-        DOT_F32,
-        ASM,
-        CONSTRAINTS,
-        WORD_ORDER,
-    ):  # noqa: ANN001, ANN202, E501
+    def _tile_dot(x_ptrs, w_ptrs, x_mask, w_mask, BITS, SIGNED8, FP16, SUB, BLOCK_N, BLOCK_K, DOT_F32, ASM,
+                  CONSTRAINTS, WORD_ORDER):  # noqa: ANN001, ANN202  # fmt: skip
         """One [BM, BK] x [BK, BN] step: the x tile in the dot's dtype, and x times the (MAGIC + c - SUB) tile."""
         x = tl.load(x_ptrs, mask=x_mask, other=0.0)
         if WORD_ORDER:

@@ -61,6 +61,11 @@ SPECS: dict[str, FormatSpec] = {
 """Formats the kernels handle; `w8a8` (int8 activations) stays on the reference path."""
 
 
+def half_bits(v: float, dtype: torch.dtype = torch.float16) -> int:
+    """The 16-bit pattern of v in fp16 or bf16 (for constants of inline PTX)."""
+    return int(torch.tensor(v, dtype=dtype).view(torch.int16).item()) & 0xFFFF
+
+
 def code_offset(fmt: str, symmetric: bool) -> int:
     """What is subtracted from an unsigned code before scaling (2^(B-1) symmetric, 1 ternary)."""
     if fmt.startswith("tern"):

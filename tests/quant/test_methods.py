@@ -100,6 +100,15 @@ def test_calibrated_methods_run_and_keep_the_model_close(scheme: str) -> None:
     assert m.trico_quant.calibration["n_seqs"] == 4
 
 
+@pytest.mark.parametrize("scheme", ["int4-gptq-g32", "int4-awq-g32", "w8a8-smooth"])
+def test_calibrated_methods_take_a_bf16_model(scheme: str) -> None:
+    # the calibration inputs once were fp32 whatever the model: a bf16 model's linears refused them
+    x = torch.randint(0, 256, (2, 24))
+    ref = _tiny().to(torch.bfloat16)(x).float()
+    m = quantize(_tiny().to(torch.bfloat16), scheme, _calib(), progress=False)
+    assert _sqnr_db(ref, m(x).float()) > 8
+
+
 def test_ternary_per_group_beats_per_tensor() -> None:
     x = torch.randint(0, 256, (2, 24))
     ref = _tiny()(x)

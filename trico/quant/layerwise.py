@@ -69,7 +69,9 @@ def embed_calibration(model: nn.Module, tokens: torch.Tensor) -> BlockInputs:
     tokens = tokens.to(device)
     pos = torch.arange(tokens.shape[1], device=device)
     cos, sin = model.rotary(pos)
-    return BlockInputs(model.model.embed_tokens(tokens).float(), cos, sin, pos)
+    # the blocks' own dtype (a bf16 model's linears refuse fp32 inputs); statistics are summed in fp32
+    dtype = next(model.model.layers.parameters()).dtype
+    return BlockInputs(model.model.embed_tokens(tokens).to(dtype), cos, sin, pos)
 
 
 def block_forward(block: nn.Module, x: BlockInputs, chunk: int = 4) -> torch.Tensor:

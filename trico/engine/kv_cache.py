@@ -8,6 +8,18 @@ from torch import nn
 
 from trico.config import ModelConfig
 
+CAUSAL_PREFILL = True
+"""A prompt's first chunk attends causally over its own positions (flash kernels) rather than over the
+whole buffer with a mask; the two agree, the A/B knob is for `benchmarks/profile_prefill.py`."""
+
+
+def write_positions(buf: torch.Tensor, x: torch.Tensor, input_pos: torch.Tensor, from_zero: bool) -> None:
+    """buf[:, :, input_pos] = x along the position axis (dim 2)."""
+    if from_zero:
+        buf[:, :, : x.shape[2]].copy_(x)
+    else:
+        buf.index_copy_(2, input_pos, x)
+
 
 class StaticKVCache(nn.Module):
     """Keys and values for every layer in [layers, batch, kv_heads, max_len, head_dim] buffers.
@@ -32,16 +44,20 @@ class StaticKVCache(nn.Module):
         self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("positions", torch.arange(max_len, device=device), persistent=False)
+        self._pos_checked: tuple[torch.Tensor, bool] | None = None
 
     def reset(self) -> None:
         """Forget every stored token (the buffers are reused, not reallocated)."""
         self.k.zero_()
         self.v.zero_()
 
-    def store(self, layer: int, k: torch.Tensor, v: torch.Tensor, input_pos: torch.Tensor) -> None:
-        """Write k, v [B, Hkv, T, D] at positions input_pos [T] of one layer."""
-        self.k[layer].index_copy_(2, input_pos, k.to(self.k.dtype))
-        self.v[layer].index_copy_(2, input_pos, v.to(self.v.dtype))
+    def store(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor, input_pos: torch.Tensor, from_zero: bool = False
+    ) -> None:
+        """Write k, v [B, Hkv, T, D] at positions input_pos [T] of one layer (`from_zero`: they are 0..T-1,
+        a plain slice copy rather than an indexed scatter)."""
+        write_positions(self.k[layer], k.to(self.k.dtype), input_pos, from_zero)
+        write_positions(self.v[layer], v.to(self.v.dtype), input_pos, from_zero)
 
     def keys_values(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The full key and value buffers of one layer, [B, Hkv, max_len, D]."""
@@ -51,20 +67,35 @@ class StaticKVCache(nn.Module):
         self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, input_pos: torch.Tensor
     ) -> torch.Tensor:
         """Store this chunk's k/v, then attend q [B, H, T, D] causally over everything stored."""
-        self.store(layer, k, v, input_pos)
+        t = q.shape[2]
+        from_zero = t > 1 and CAUSAL_PREFILL and self._fills_from_zero(input_pos)
+        self.store(layer, k, v, input_pos, from_zero)
         if q.is_cuda and q.shape[2] == 1 and q.shape[-1] in (32, 64, 128, 256):
             out = self._cuda_decode_attention(layer, q, input_pos)
             if out is not None:
                 return out
         keys, values = self.keys_values(layer)
+        gqa = q.shape[1] != keys.shape[1]
+        if from_zero:
+            # Nothing stored beyond this chunk counts: a causal attention over its own t positions, which
+            # takes the flash kernels (a boolean mask over all max_len positions does not; H200, 2048 tokens).
+            keys, values = keys[:, :, :t].to(q.dtype), values[:, :, :t].to(q.dtype)
+            return F.scaled_dot_product_attention(q, keys, values, is_causal=True, enable_gqa=gqa)
         mask = self.positions[None, :] <= input_pos[:, None]  # [T, max_len]
         return F.scaled_dot_product_attention(
-            q,
-            keys.to(q.dtype),
-            values.to(q.dtype),
-            attn_mask=mask,
-            enable_gqa=q.shape[1] != keys.shape[1],
+            q, keys.to(q.dtype), values.to(q.dtype), attn_mask=mask, enable_gqa=gqa
         )
+
+    def _fills_from_zero(self, input_pos: torch.Tensor) -> bool:
+        """Whether input_pos is 0, 1, ..., T - 1 (a prompt's first chunk); asked once per forward, not per layer."""
+        if self._pos_checked is not None and self._pos_checked[0] is input_pos:
+            return self._pos_checked[1]
+        if input_pos.is_cuda and torch.cuda.is_current_stream_capturing():
+            return False  # no host read during graph capture: the masked form is exact as well
+        first, last = torch.stack([input_pos[0], input_pos[-1]]).tolist()  # one host read a forward
+        fresh = first == 0 and last == input_pos.numel() - 1
+        self._pos_checked = (input_pos, fresh)
+        return fresh
 
     def _cuda_decode_attention(
         self, layer: int, q: torch.Tensor, input_pos: torch.Tensor

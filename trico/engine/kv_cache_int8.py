@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from trico.config import ModelConfig
-from trico.engine.kv_cache import StaticKVCache
+from trico.engine.kv_cache import StaticKVCache, write_positions
 
 
 def quantize_kv(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,14 +53,14 @@ class Int8KVCache(StaticKVCache):
         self.k_scale.zero_()
         self.v_scale.zero_()
 
-    def store(self, layer: int, k: torch.Tensor, v: torch.Tensor, input_pos: torch.Tensor) -> None:
-        """Quantize k, v [B, Hkv, T, D] per position and head and write them at input_pos."""
+    def store(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor, input_pos: torch.Tensor, from_zero: bool = False
+    ) -> None:
+        """Quantize k, v [B, Hkv, T, D] per position and head and write them at input_pos (see StaticKVCache.store)."""
         kq, ks = quantize_kv(k)
         vq, vs = quantize_kv(v)
-        self.k[layer].index_copy_(2, input_pos, kq)
-        self.v[layer].index_copy_(2, input_pos, vq)
-        self.k_scale[layer].index_copy_(2, input_pos, ks)
-        self.v_scale[layer].index_copy_(2, input_pos, vs)
+        for buf, x in ((self.k, kq), (self.v, vq), (self.k_scale, ks), (self.v_scale, vs)):
+            write_positions(buf[layer], x, input_pos, from_zero)
 
     def keys_values(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Dequantized key and value buffers of one layer, [B, Hkv, max_len, D]."""

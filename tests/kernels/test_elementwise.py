@@ -67,6 +67,17 @@ def test_rope_strided_tokens():
     assert _rel(rope(q.to(DEV), cos.to(DEV), sin.to(DEV)).cpu(), ref) <= 1e-2
 
 
+def test_rope_more_heads_than_a_program_takes():
+    # 40 heads of 128: two programs a token, the second one partly masked
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(1, 3, 40, 128, generator=g).to(torch.bfloat16)
+    ang = torch.rand(3, 64, generator=g) * 6
+    cos = torch.cat([ang.cos(), ang.cos()], -1)
+    sin = torch.cat([ang.sin(), ang.sin()], -1)
+    ref = rope_reference(x.transpose(1, 2), cos, sin).transpose(1, 2)
+    assert _rel(rope(x.to(DEV), cos.to(DEV), sin.to(DEV)).cpu(), ref) <= 1e-2
+
+
 @pytest.mark.parametrize("nq,nkv", [(4, 4), (8, 2)])
 def test_rope_qkv_store_matches_rotations_and_cache_scatter(nq, nkv):
     """One kernel gives the rotated queries and writes rotated k and plain v at pos, like the torch path."""

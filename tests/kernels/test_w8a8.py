@@ -5,7 +5,14 @@ import torch
 
 from tests.kernels.test_qlinear import DEV, _rel
 from trico.kernels import dispatch
-from trico.kernels.w8a8 import W8A8Config, quantize_rows, w8a8_choice, w8a8_linear, w8a8_supported
+from trico.kernels.w8a8 import (
+    PREFILL_ROWS,
+    W8A8Config,
+    quantize_rows,
+    w8a8_choice,
+    w8a8_linear,
+    w8a8_supported,
+)
 from trico.quant.qlinear import QLinear
 
 
@@ -32,13 +39,14 @@ def _x(m: int, k: int, seed: int) -> torch.Tensor:
     return x.to(torch.bfloat16).to(DEV)
 
 
-def test_row_quantization_matches_the_reference_exactly():
+@pytest.mark.parametrize("shape", [None, (64, 4)], ids=["whole-row", "two-pass"])
+def test_row_quantization_matches_the_reference_exactly(shape):
     """Codes and scales as QLinear._w8a8_forward makes them: x / smooth, absmax / 127, round half to even."""
     q = _w8a8(8, 256, seed=1)
     x = _x(5, 256, seed=1)
     x[1, 10] = 0.0
     x[2] = 0.0  # an all-zero row: the scale's floor (1e-8), codes 0
-    codes, scales = quantize_rows(x, q.smooth)
+    codes, scales = quantize_rows(x, q.smooth, shape)
     xs = x.float() / q.smooth.float()
     want_s = (xs.abs().amax(-1, keepdim=True) / 127.0).clamp_min(1e-8)
     want_q = torch.round(xs / want_s).clamp(-127, 127)
@@ -96,3 +104,13 @@ def test_w8a8_choice_fills_the_gpu_and_fits_k():
     assert w8a8_choice(1, 576, 1536).block_k == 256
     assert w8a8_choice(100, 576, 96).block_k == 32  # K = 96: whole 32-code steps
     assert w8a8_choice(100, 576, 96).block_m == 64
+    assert w8a8_choice(2048, 4096, 11008) == W8A8Config(128, 128, 128, 8, 3)  # prefill: compute-bound tiles
+
+
+def test_w8a8_prefill_tiles_match_reference():
+    # the large-tile launch a long prompt takes, with partial row and column tiles
+    q = _w8a8(200, 128, seed=6)
+    x = _x(PREFILL_ROWS + 40, 128, seed=7)
+    assert w8a8_choice(x.shape[0], 200, 128).block_m == 128
+    got = w8a8_linear(x, q)
+    assert _same_rounding(got, q.reference_forward(x))

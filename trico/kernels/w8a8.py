@@ -11,8 +11,11 @@ and the integer sum is scaled by the token's scale and the output channel's. Two
   127^2 K < 2^31 for K < 133000), so the only rounding is the fp32 scaling and the output's.
 
 Before this module the format ran only on the torch reference path (a cached fp32 copy of the codes,
-4 bytes a weight). The engine does not fuse w8a8 projections (each has its own smoothing vector), so a
-decoder layer runs seven of these GEMMs, each after its own quantization launch.
+4 bytes a weight). The engine fuses Q/K/V and gate/up where their smoothing vectors agree, so a decoder
+layer runs four of these GEMMs, each after its own quantization launch. Decode is memory-bound (int8
+activations save nothing over int8 weights there); a long prompt is compute-bound, where int8 MMAs
+run at twice the bf16 rate: from `PREFILL_ROWS` rows the GEMM takes 128 x 128 tiles of 8 warps
+(`benchmarks/w8a8_prefill.py` times it against bf16 and int8 cuBLAS).
 """
 
 from __future__ import annotations
@@ -47,11 +50,18 @@ def w8a8_supported(module: torch.nn.Module) -> bool:
     return triton is not None and getattr(module, "fmt", None) == "w8a8" and module.in_features % 32 == 0
 
 
+PREFILL_ROWS = 256
+"""From this many rows of x the GEMM is compute-bound: large tiles (`w8a8_choice`)."""
+
+
 def w8a8_choice(m: int, n: int, k: int) -> W8A8Config:
-    """A launch shape for x [m, k] and n outputs: row tiles small enough to give ~one program an SM (132)."""
+    """A launch shape for x [m, k] and n outputs: decode sizes get row tiles small enough to give ~one
+    program an SM (132); prefill sizes 128 x 128 tiles of 8 warps (tensor-core bound, not memory bound)."""
+    block_k = 256 if k % 256 == 0 else 128 if k % 128 == 0 else 64 if k % 64 == 0 else 32
+    if m >= PREFILL_ROWS:
+        return W8A8Config(128, 128, min(block_k, 128), 8, 3)
     block_m = 16 if m <= 16 else 32 if m <= 32 else 64
     block_n = 64 if n // 64 * triton.cdiv(m, block_m) >= 132 else 32
-    block_k = 256 if k % 256 == 0 else 128 if k % 128 == 0 else 64 if k % 64 == 0 else 32
     return W8A8Config(block_m, block_n, block_k, 4, 4 if block_m <= 32 else 3)
 
 
@@ -68,27 +78,39 @@ if triton is not None:
     def _row_quant_kernel(
         x_ptr, smooth_ptr, q_ptr, s_ptr, K, stride_xm, BLOCK: tl.constexpr, PDL: tl.constexpr
     ):  # fmt: skip
-        # One program per row: x / smooth, its absmax, then the codes (the second pass reads L1/L2).
+        # One program per row: x / smooth, its absmax, then the codes. A row that fits one block stays in
+        # registers (one load, one division a value less); a longer one is read twice (L1/L2 the second time).
         wait_for_producer(PDL)
         row = tl.program_id(0)
         x_row = x_ptr + row * stride_xm
-        amax = tl.zeros([BLOCK], dtype=tl.float32)
-        for k0 in range(0, K, BLOCK):
-            offs = k0 + tl.arange(0, BLOCK)
+        if K <= BLOCK:
+            offs = tl.arange(0, BLOCK)
             mask = offs < K
             x = tl.load(x_row + offs, mask=mask, other=0.0).to(tl.float32)
             sm = tl.load(smooth_ptr + offs, mask=mask, other=1.0).to(tl.float32)
-            amax = tl.maximum(amax, tl.abs(tl.div_rn(x, sm)))
-        scale = tl.maximum(tl.div_rn(tl.max(amax, axis=0), 127.0), 1e-8)
-        tl.store(s_ptr + row, scale)
-        for k0 in range(0, K, BLOCK):
-            offs = k0 + tl.arange(0, BLOCK)
-            mask = offs < K
-            x = tl.load(x_row + offs, mask=mask, other=0.0).to(tl.float32)
-            sm = tl.load(smooth_ptr + offs, mask=mask, other=1.0).to(tl.float32)
-            q = _round_half_even(tl.div_rn(tl.div_rn(x, sm), scale))
-            q = tl.minimum(tl.maximum(q, -127.0), 127.0)
+            xs = tl.div_rn(x, sm)
+            scale = tl.maximum(tl.div_rn(tl.max(tl.abs(xs), axis=0), 127.0), 1e-8)
+            tl.store(s_ptr + row, scale)
+            q = tl.minimum(tl.maximum(_round_half_even(tl.div_rn(xs, scale)), -127.0), 127.0)
             tl.store(q_ptr + row * K + offs, q.to(tl.int8), mask=mask)
+        else:
+            amax = tl.zeros([BLOCK], dtype=tl.float32)
+            for k0 in range(0, K, BLOCK):
+                offs = k0 + tl.arange(0, BLOCK)
+                mask = offs < K
+                x = tl.load(x_row + offs, mask=mask, other=0.0).to(tl.float32)
+                sm = tl.load(smooth_ptr + offs, mask=mask, other=1.0).to(tl.float32)
+                amax = tl.maximum(amax, tl.abs(tl.div_rn(x, sm)))
+            scale = tl.maximum(tl.div_rn(tl.max(amax, axis=0), 127.0), 1e-8)
+            tl.store(s_ptr + row, scale)
+            for k0 in range(0, K, BLOCK):
+                offs = k0 + tl.arange(0, BLOCK)
+                mask = offs < K
+                x = tl.load(x_row + offs, mask=mask, other=0.0).to(tl.float32)
+                sm = tl.load(smooth_ptr + offs, mask=mask, other=1.0).to(tl.float32)
+                q = _round_half_even(tl.div_rn(tl.div_rn(x, sm), scale))
+                q = tl.minimum(tl.maximum(q, -127.0), 127.0)
+                tl.store(q_ptr + row * K + offs, q.to(tl.int8), mask=mask)
 
     @triton.jit
     def _w8a8_kernel(
@@ -108,8 +130,10 @@ if triton is not None:
         HAS_RES: tl.constexpr,
         PDL: tl.constexpr,
     ):
-        pid_n = tl.program_id(0)
-        pid_m = tl.program_id(1)
+        # Row tiles vary fastest: the programs running together share weight tiles, so at prefill sizes
+        # each weight byte comes from DRAM about once while the (smaller) int8 x is re-read from L2.
+        pid_m = tl.program_id(0)
+        pid_n = tl.program_id(1)
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_k = tl.arange(0, BLOCK_K)
@@ -136,17 +160,30 @@ if triton is not None:
         store_output(y_ptr, y_ptr, y_ptr, res, y_offs, ymask, out, 0, 1, HAS_RES)
 
 
-def quantize_rows(x: torch.Tensor, smooth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x [M, K] -> (int8 codes of x / smooth [M, K], fp32 per-row scales [M]), as `QLinear._w8a8_forward`."""
+def quant_block(m: int, k: int) -> tuple[int, int]:
+    """(values a pass step, warps) of the row quantization for x [m, k]."""
+    if m >= PREFILL_ROWS and k > 4096:
+        # Many long rows: throughput, not one row's latency. Whole 16384-wide blocks of 11008 values took
+        # 153 us at 2048 rows on the H200 (a third of the lanes idle, the divisions issue-bound), 1024-wide
+        # two-pass blocks 75 (benchmarks/w8a8_prefill.py --quant-rows).
+        return 1024, 8
+    # Whole rows in one block where they fit (each pass one load): with 1024-wide blocks the serial passes
+    # took 6 us a call at K = 4096 and 16 at 11008 on the H200, a third of the GEMM's time.
+    block = min(16384, triton.next_power_of_2(k))
+    return block, max(4, min(16, block // 1024))
+
+
+def quantize_rows(
+    x: torch.Tensor, smooth: torch.Tensor, shape: tuple[int, int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [M, K] -> (int8 codes of x / smooth [M, K], fp32 per-row scales [M]), as `QLinear._w8a8_forward`;
+    `shape` (block, warps) overrides `quant_block`."""
     assert triton is not None, "Triton is not installed"
     m, k = x.shape
     assert x.stride(1) == 1, "x must be dense in K"
     q = torch.empty(m, k, dtype=torch.int8, device=x.device)
     s = torch.empty(m, dtype=torch.float32, device=x.device)
-    # Whole rows in one block where they fit (each pass one load): with 1024-wide blocks the serial passes
-    # took 6 us a call at K = 4096 and 16 at 11008 on the H200, a third of the GEMM's time.
-    block = min(16384, triton.next_power_of_2(k))
-    warps = max(4, min(16, block // 1024))
+    block, warps = shape or quant_block(m, k)
     _row_quant_kernel[(m,)](x, smooth, q, s, k, x.stride(0), BLOCK=block, num_warps=warps, **launch_kwargs(x))
     return q, s
 
@@ -167,7 +204,7 @@ def w8a8_linear(
     check_residual(residual, (m, n), x.dtype)
     cfg = config or w8a8_choice(m, n, k)
     y = torch.empty(m, n, dtype=x.dtype, device=x.device)
-    grid = (triton.cdiv(n, cfg.block_n), triton.cdiv(m, cfg.block_m))
+    grid = (triton.cdiv(m, cfg.block_m), triton.cdiv(n, cfg.block_n))
     _w8a8_kernel[grid](
         xq,
         module.qweight,

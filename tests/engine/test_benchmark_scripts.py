@@ -13,7 +13,15 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the scripts would run on the GPU")
 @pytest.mark.parametrize(
     "script",
-    ["gemv_variants.py", "tc_x_dtype.py", "profile_decode.py", "grid_barrier_cost.py", "qmm_tuned.py"],
+    [
+        "gemv_variants.py",
+        "tc_x_dtype.py",
+        "profile_decode.py",
+        "profile_prefill.py",
+        "grid_barrier_cost.py",
+        "qmm_tuned.py",
+        "w8a8_prefill.py",
+    ],
 )
 def test_gpu_only_scripts_say_so_without_a_gpu(script, tmp_path):
     run = subprocess.run(

@@ -1,0 +1,121 @@
+"""Where a prefill's time goes: its wall time and the kernels of one prompt, grouped by name.
+
+Builds the random-weight model as benchmarks/decode.py does, swaps in each weight format, and times a
+batch-1 prefill of `--tokens` tokens (median of repeats, CUDA events), then profiles one under
+torch.profiler. `--attention causal,masked` compares a prompt's first chunk attending causally over
+its own positions (flash kernels, trico.engine.kv_cache.CAUSAL_PREFILL) with the boolean mask over
+the whole cache buffer, in the same run.
+
+Example (on the GPU machine):
+    python benchmarks/profile_prefill.py --model llama-2-7b --formats bf16,w8a8 --attention causal,masked
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from benchmarks.profile_decode import _short  # noqa: E402
+from trico.engine import kv_cache  # noqa: E402
+from trico.engine.benchmark import (  # noqa: E402
+    build_random_model,
+    model_config,
+    model_flops,
+    parse_scheme,
+    restore_linears,
+    swap_linears,
+)
+from trico.engine.fused import fuse_model_  # noqa: E402
+from trico.engine.kv_cache import StaticKVCache  # noqa: E402
+
+
+@torch.no_grad()
+def profile_prefill(model, fmt: str, tokens: int, causal: bool, repeats: int = 5) -> dict:  # noqa: ANN001
+    """Wall time and per-kernel time of one batch-1 prefill of one weight format."""
+    originals = swap_linears(model, parse_scheme(fmt))
+    fuse_model_(model)
+    config = model.config
+    cache = StaticKVCache(config, 1, tokens, dtype=torch.bfloat16, device="cuda")
+    x = torch.randint(0, config.vocab_size, (1, tokens), device="cuda")
+    saved, kv_cache.CAUSAL_PREFILL = kv_cache.CAUSAL_PREFILL, causal
+    try:
+        for _ in range(2):
+            model.prefill(x, torch.arange(tokens, device="cuda"), cache)
+        walls = []
+        for _ in range(repeats):
+            pos = torch.arange(tokens, device="cuda")  # a new tensor a call, as a real prompt brings
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            model.prefill(x, pos, cache)
+            end.record()
+            torch.cuda.synchronize()
+            walls.append(start.elapsed_time(end))
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            model.prefill(x, torch.arange(tokens, device="cuda"), cache)
+            torch.cuda.synchronize()
+    finally:
+        kv_cache.CAUSAL_PREFILL = saved
+        restore_linears(model, originals)
+    per_name: dict[str, list[float]] = defaultdict(list)
+    for ev in prof.events():
+        if ev.device_type == torch.autograd.DeviceType.CUDA and ev.device_time_total > 0:
+            per_name[_short(ev.name)].append(ev.device_time_total)
+    kernels = sorted(
+        ({"name": n, "calls": len(v), "ms": sum(v) / 1e3} for n, v in per_name.items()),
+        key=lambda r: -r["ms"],
+    )
+    wall = statistics.median(walls)
+    return {
+        "format": fmt,
+        "tokens": tokens,
+        "attention": "causal" if causal else "masked",
+        "wall_ms": wall,
+        "TFLOPs": model_flops(config, tokens) / wall / 1e9,
+        "kernel_ms": sum(k["ms"] for k in kernels),
+        "kernels": kernels,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Profile each format and attention mode; print the top kernels, optionally write JSON."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="llama-2-7b")
+    p.add_argument("--formats", default="bf16", help="comma-separated benchmark formats (decode.py's names)")
+    p.add_argument("--tokens", default=2048, type=int, help="prompt length")
+    p.add_argument("--attention", default="causal", help="comma-separated: causal, masked")
+    p.add_argument("--top", default=12, type=int, help="kernels to print per run")
+    p.add_argument("--out", default=None, help="write the results JSON here")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("profile_prefill: no CUDA GPU here; nothing to profile", file=sys.stderr)
+        return 2
+    modes = args.attention.split(",")
+    if set(modes) - {"causal", "masked"}:
+        p.error(f"--attention takes causal and/or masked, not {args.attention!r}")
+    model = build_random_model(model_config(args.model), torch.device("cuda"))
+    rows = []
+    for fmt in args.formats.split(","):
+        for mode in modes:
+            r = profile_prefill(model, fmt, args.tokens, mode == "causal")
+            rows.append(r)
+            print(f"{fmt:<10} {mode:<7} prefill {args.tokens}: {r['wall_ms']:.2f} ms ({r['TFLOPs']:.0f} TFLOP/s), "
+                  f"kernels {r['kernel_ms']:.2f} ms")  # fmt: skip
+            for k in r["kernels"][: args.top]:
+                print(f"    {k['ms']:8.3f} ms  {k['calls']:5d}x  {k['name']}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"model": args.model, "runs": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,8 @@
 """Where a prefill's time goes: its wall time and the kernels of one prompt, grouped by name.
 
 Builds the random-weight model as benchmarks/decode.py does, swaps in each weight format, and times a
-batch-1 prefill of `--tokens` tokens (median of repeats, CUDA events), then profiles one under
+batch-1 prefill of `--tokens` tokens (median of repeats, CUDA events; `host_ms`: until the call returned,
+i.e. the launches' CPU time and any host syncs), then profiles one under
 torch.profiler. `--attention causal,masked` compares a prompt's first chunk attending causally over
 its own positions (flash kernels, trico.engine.kv_cache.CAUSAL_PREFILL) with the boolean mask over
 the whole cache buffer, in the same run.
@@ -16,6 +17,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -49,12 +51,14 @@ def profile_prefill(model, fmt: str, tokens: int, causal: bool, repeats: int = 5
     try:
         for _ in range(2):
             model.prefill(x, torch.arange(tokens, device="cuda"), cache)
-        walls = []
+        walls, host = [], []
         for _ in range(repeats):
             pos = torch.arange(tokens, device="cuda")  # a new tensor a call, as a real prompt brings
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
+            t0 = time.perf_counter()
             model.prefill(x, pos, cache)
+            host.append((time.perf_counter() - t0) * 1e3)  # until the last launch returned
             end.record()
             torch.cuda.synchronize()
             walls.append(start.elapsed_time(end))
@@ -80,6 +84,7 @@ def profile_prefill(model, fmt: str, tokens: int, causal: bool, repeats: int = 5
         "tokens": tokens,
         "attention": "causal" if causal else "masked",
         "wall_ms": wall,
+        "host_ms": statistics.median(host),
         "TFLOPs": model_flops(config, tokens) / wall / 1e9,
         "kernel_ms": sum(k["ms"] for k in kernels),
         "kernels": kernels,
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             r = profile_prefill(model, fmt, args.tokens, mode == "causal")
             rows.append(r)
             print(f"{fmt:<10} {mode:<7} prefill {args.tokens}: {r['wall_ms']:.2f} ms ({r['TFLOPs']:.0f} TFLOP/s), "
-                  f"kernels {r['kernel_ms']:.2f} ms")  # fmt: skip
+                  f"kernels {r['kernel_ms']:.2f} ms, host {r['host_ms']:.2f} ms")  # fmt: skip
             for k in r["kernels"][: args.top]:
                 print(f"    {k['ms']:8.3f} ms  {k['calls']:5d}x  {k['name']}")
     if args.out:

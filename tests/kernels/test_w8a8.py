@@ -5,12 +5,9 @@ import torch
 
 from tests.kernels.test_qlinear import DEV, _rel
 from trico.kernels import dispatch
-from trico.kernels.prologue import norm_prologue
-from trico.kernels.rmsnorm import rmsnorm, rmsnorm_reference
 from trico.kernels.w8a8 import (
     PREFILL_ROWS,
     W8A8Config,
-    new_row_codes,
     quantize_rows,
     w8a8_choice,
     w8a8_linear,
@@ -117,25 +114,3 @@ def test_w8a8_prefill_tiles_match_reference():
     assert w8a8_choice(x.shape[0], 200, 128).block_m == 128
     got = w8a8_linear(x, q)
     assert _same_rounding(got, q.reference_forward(x))
-
-
-def test_rmsnorm_writes_the_row_codes_of_its_output():
-    q = _w8a8(16, 256, seed=8)
-    x = _x(3, 256, seed=8)
-    w = (torch.rand(256, generator=torch.Generator().manual_seed(9)) + 0.5).to(torch.bfloat16).to(DEV)
-    codes = new_row_codes(q, 3)
-    y, _ = rmsnorm(x, w, 1e-5, quantized_out=codes)
-    want_q, want_s = quantize_rows(y, q.smooth)
-    assert torch.equal(codes.q.cpu(), want_q.cpu()) and torch.equal(codes.s.cpu(), want_s.cpu())
-    assert torch.equal(y.cpu(), rmsnorm(x, w, 1e-5)[0].cpu())  # the norm's own output unchanged
-
-
-def test_dispatch_fuses_a_norm_prologue_into_the_quantization():
-    q = _w8a8(48, 128, seed=10)
-    x = _x(2, 128, seed=10).view(1, 2, 128)
-    norm = torch.nn.Module()
-    norm.weight = torch.nn.Parameter((torch.rand(128) + 0.5).to(torch.bfloat16).to(DEV), requires_grad=False)
-    norm.eps = 1e-5
-    got = dispatch.qlinear_forward(q, x, prologue=norm_prologue(norm))
-    want = q.reference_forward(rmsnorm_reference(x, norm.weight, norm.eps)[0])
-    assert _same_rounding(got, want)

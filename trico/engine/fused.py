@@ -93,18 +93,11 @@ def _a8_input(mod: nn.Module | None, x: torch.Tensor):  # noqa: ANN202 - Quantiz
     return None if mod is None else a8_input(mod, x)
 
 
-def _norm_codes(mod: nn.Module | None, x: torch.Tensor):  # noqa: ANN202 - QuantizedX | RowCodes | None
-    """Buffers an RMSNorm producing `mod`'s input fills: for the int8-activation GEMV or a w8a8 GEMM."""
-    from trico.kernels.dispatch import row_codes_input
-
-    return _a8_input(mod, x) or (None if mod is None else row_codes_input(mod, x))
-
-
 def _project(
     mod: nn.Module,
     x: torch.Tensor,
     residual: torch.Tensor | None = None,
-    quantized=None,  # noqa: ANN001 - QuantizedX or RowCodes from _a8_input / _norm_codes
+    quantized=None,  # noqa: ANN001 - trico.kernels.gemv_a8.QuantizedX from _a8_input
     prologue=None,  # noqa: ANN001 - trico.kernels.prologue.Prologue
 ) -> torch.Tensor:
     """A projection (+ residual, added inside the kernel where one runs); fused-path callers only.
@@ -193,13 +186,12 @@ class FusedDecoderLayer(nn.Module):
         qkv_proj, gu_proj = self._projections()
         b, t, _ = x.shape
         hd, nq, nkv = attn.head_dim, attn.n_heads, attn.n_kv_heads
+        # With int8 activations each projection's x is quantized by the kernel that produces it.
+        xq = _a8_input(qkv_proj, x)
         decode = qkv_proj is not None and _single_token_cache(cache, x, hd)
         # A decode step hands RMSNorm and the SiLU gate to the projections that consume them (with
         # int8 activations those ops stay separate: they write x's int8 codes for the GEMV).
         prologues = decode and gu_proj is not None and prologues_allowed() and not a8_enabled()
-        # With int8 activations (or w8a8 layers) each projection's x is quantized by the kernel that
-        # produces it; with prologues the dispatcher does that itself.
-        xq = None if prologues else _norm_codes(qkv_proj, x)
         if prologues:
             xn = None
         else:
@@ -236,7 +228,7 @@ class FusedDecoderLayer(nn.Module):
             gu = _project(gu_proj, h, prologue=norm)
             return _project(mlp.down_proj, gu, residual=h, prologue=SILU_GATE)
         o = _project(attn.o_proj, o, quantized=oq)
-        hq = _norm_codes(gu_proj, x)
+        hq = _a8_input(gu_proj, x)
         hn, h = rmsnorm(
             o.contiguous(),
             self.post_attention_layernorm.weight,

@@ -31,7 +31,7 @@ from trico.kernels.gemv_half2 import (
 )
 from trico.kernels.prologue import NORM, SILU, Prologue
 from trico.kernels.qgemm_tc import TC_BITS, TcConfig, tc_qmm, tc_supported
-from trico.kernels.w8a8 import RowCodes, new_row_codes, w8a8_linear, w8a8_supported
+from trico.kernels.w8a8 import w8a8_linear, w8a8_supported
 
 DECODE_MAX_ROWS = 64
 """Up to this many rows of x the fused kernel streams the packed weight; above, dequantize + cuBLAS."""
@@ -348,50 +348,23 @@ def a8_input(module: torch.nn.Module, x: torch.Tensor) -> QuantizedX | None:
     return new_quantized_x(1, pw.k, A8_BITS[pw.fmt], x.device)
 
 
-def row_codes_input(module: torch.nn.Module, x: torch.Tensor) -> RowCodes | None:
-    """Empty per-row int8 buffers for x if `qlinear_forward(module, x)` runs the w8a8 GEMM, else None; an
-    RMSNorm producing x fills them (`rmsnorm(quantized_out=...)`), saving the GEMM its quantization launch."""
-    if not (w8a8_supported(module) and kernels_enabled() and fused_path(x)):
-        return None
-    return new_row_codes(module, x.numel() // x.shape[-1])
-
-
-def _w8a8_forward(
-    module: torch.nn.Module,
-    x: torch.Tensor,
-    residual: torch.Tensor | None,
-    codes: RowCodes | None,
-    prologue: Prologue | None,
-) -> torch.Tensor:
-    """The w8a8 GEMM; a norm prologue runs as the RMSNorm kernel that also writes x's codes."""
-    x2 = _rows(x)
-    if prologue is not None and prologue.kind == NORM and codes is None and fused_path(x2):
-        from trico.kernels.rmsnorm import rmsnorm
-
-        codes = new_row_codes(module, x2.shape[0])
-        rmsnorm(x2.contiguous(), prologue.weight, prologue.eps, quantized_out=codes)  # x2: shape only below
-    elif prologue is not None:
-        x2 = _rows(prologue.apply(x2))
-    res2 = None if residual is None else residual.reshape(-1, module.out_features)
-    return w8a8_linear(x2, module, residual=res2, codes=codes).view(*x.shape[:-1], module.out_features)
-
-
 def qlinear_forward(
     module: torch.nn.Module,
     x: torch.Tensor,
     residual: torch.Tensor | None = None,
-    quantized: QuantizedX | RowCodes | None = None,
+    quantized: QuantizedX | None = None,
     prologue: Prologue | None = None,
 ) -> torch.Tensor:
     """y = x @ W^T (+ residual, added in the kernel where it can) for a QLinear on CUDA.
 
-    w8a8 runs its own int8 GEMM (`trico.kernels.w8a8`). `quantized` is x as `a8_input` or
-    `row_codes_input` prepared it and a producer kernel filled it. With a `prologue` x is that op's raw
-    input; the GEMV applies it as it loads x where it can, else it runs first on its own.
+    w8a8 runs its own int8 GEMM (`trico.kernels.w8a8`). `quantized` is x as `a8_input`
+    prepared it and a producer kernel filled it. With a `prologue` x is that op's raw input; the
+    GEMV applies it as it loads x where it can, else it runs first on its own.
     """
     if w8a8_supported(module) and kernels_enabled():
-        codes = quantized if isinstance(quantized, RowCodes) else None
-        return _w8a8_forward(module, x, residual, codes, prologue)
+        x2 = _rows(x if prologue is None else prologue.apply(x))
+        res2 = None if residual is None else residual.reshape(-1, module.out_features)
+        return w8a8_linear(x2, module, residual=res2).view(*x.shape[:-1], module.out_features)
     if not supported(module) or not kernels_enabled():
         x = x if prologue is None else prologue.apply(x)
         return _add(module.reference_forward(x), residual)

@@ -10,7 +10,6 @@ import torch
 
 from trico.kernels.gemv_a8 import QuantizedX
 from trico.kernels.pdl import launch_kwargs, wait_for_producer
-from trico.kernels.w8a8 import RowCodes
 
 try:
     import triton
@@ -21,7 +20,6 @@ except ImportError:
 
 if triton is not None:
     from trico.kernels.gemv_a8 import a8_quantize_store, a8_source
-    from trico.kernels.w8a8 import quantize_row_store
 
 
 def rmsnorm_reference(
@@ -47,12 +45,10 @@ if triton is not None:
         eps,
         q_ptr,
         s_ptr,
-        sm_ptr,
         HAS_RES: tl.constexpr,
         BLOCK_D: tl.constexpr,
         A8_QB: tl.constexpr,
         A8_CPW: tl.constexpr,
-        W8A8: tl.constexpr,
         PDL: tl.constexpr,
     ):
         row = tl.program_id(0)
@@ -78,8 +74,6 @@ if triton is not None:
         tl.store(y_ptr + row * D + offs, y, mask=mask)
         if A8_QB > 0:
             a8_quantize_store(y, slots, mask, q_ptr + row * D, s_ptr + row * (D // A8_QB), BLOCK_D, A8_QB)
-        if W8A8:  # the whole row is here: its per-row codes for the w8a8 GEMM need no launch of their own
-            quantize_row_store(y.to(tl.float32), offs, mask, sm_ptr, q_ptr + row * D, s_ptr + row)
 
 
 def rmsnorm(
@@ -87,12 +81,11 @@ def rmsnorm(
     weight: torch.Tensor,
     eps: float,
     residual: torch.Tensor | None = None,
-    quantized_out: QuantizedX | RowCodes | None = None,
+    quantized_out: QuantizedX | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Triton version of rmsnorm_reference; returns (y, h) with h = x + residual (x itself without one).
 
-    `quantized_out` also receives y quantized: for the int8-activation GEMV (a `new_quantized_x`) or per
-    row for a w8a8 layer (a `new_row_codes`).
+    `quantized_out` (from `new_quantized_x`) also receives y quantized for the int8-activation GEMV.
     """
     assert triton is not None, "Triton is not installed"
     assert x.is_contiguous() and weight.is_contiguous(), "x and weight must be contiguous"
@@ -103,13 +96,9 @@ def rmsnorm(
     out_dtype = torch.promote_types(x.dtype, weight.dtype)
     y = torch.empty(x.shape, dtype=out_dtype, device=x.device)
     h = torch.empty_like(x) if residual is not None else x
-    w8 = quantized_out if isinstance(quantized_out, RowCodes) else None
-    a8 = quantized_out if w8 is None else None
+    a8 = quantized_out
     if a8 is not None:
         assert a8.q.shape == (rows, d) and d % a8.qb == 0, f"quantized_out must be [{rows}, {d}]"
-    if w8 is not None:
-        assert w8.q.shape == (rows, d) and w8.s.shape == (rows,), f"quantized_out must be [{rows}, {d}]"
-    codes = a8 or w8
     _rmsnorm_kernel[(rows,)](
         x,
         residual if residual is not None else x,
@@ -118,14 +107,12 @@ def rmsnorm(
         h,
         d,
         eps,
-        codes.q if codes is not None else y,
-        codes.s if codes is not None else y,
-        w8.smooth if w8 is not None else y,
+        a8.q if a8 is not None else y,
+        a8.s if a8 is not None else y,
         HAS_RES=residual is not None,
         BLOCK_D=max(triton.next_power_of_2(d), a8.qb if a8 is not None else 1),
         A8_QB=a8.qb if a8 is not None else 0,
         A8_CPW=32 // a8.bits if a8 is not None else 4,
-        W8A8=w8 is not None,
         num_warps=4 if d <= 4096 else 8,
         **launch_kwargs(x),
     )

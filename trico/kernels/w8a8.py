@@ -45,28 +45,6 @@ class W8A8Config:
     num_stages: int = 4
 
 
-@dataclass
-class RowCodes:
-    """x / smooth quantized per row for the int8 GEMM: codes int8 [M, K] and fp32 scales [M].
-
-    A kernel producing a whole row of x in one program (RMSNorm) fills one while writing x, which saves
-    the GEMM its own quantization launch; `smooth` is the consuming layer's smoothing vector [K].
-    """
-
-    q: torch.Tensor
-    s: torch.Tensor
-    smooth: torch.Tensor
-
-
-def new_row_codes(module: torch.nn.Module, rows: int) -> RowCodes:
-    """Empty buffers for `rows` rows of x quantized for a w8a8 QLinear."""
-    k, dev = module.in_features, module.qweight.device
-    return RowCodes(
-        torch.empty(rows, k, dtype=torch.int8, device=dev), torch.empty(rows, dtype=torch.float32, device=dev),
-        module.smooth,
-    )  # fmt: skip
-
-
 def w8a8_supported(module: torch.nn.Module) -> bool:
     """Whether the kernels take this QLinear: format w8a8, K a multiple of 32 (one int8 MMA step)."""
     return triton is not None and getattr(module, "fmt", None) == "w8a8" and module.in_features % 32 == 0
@@ -97,16 +75,6 @@ if triton is not None:
         return tl.where((r - v == 0.5) & odd, r - 1.0, r)
 
     @triton.jit
-    def quantize_row_store(y, offs, mask, smooth_ptr, q_row_ptr, s_ptr):
-        """Store one whole row y (fp32 values of x, masked lanes 0) as codes of y / smooth and its scale."""
-        sm = tl.load(smooth_ptr + offs, mask=mask, other=1.0).to(tl.float32)
-        xs = tl.div_rn(y, sm)
-        scale = tl.maximum(tl.div_rn(tl.max(tl.abs(xs), axis=0), 127.0), 1e-8)
-        tl.store(s_ptr, scale)
-        q = tl.minimum(tl.maximum(_round_half_even(tl.div_rn(xs, scale)), -127.0), 127.0)
-        tl.store(q_row_ptr + offs, q.to(tl.int8), mask=mask)
-
-    @triton.jit
     def _row_quant_kernel(
         x_ptr, smooth_ptr, q_ptr, s_ptr, K, stride_xm, BLOCK: tl.constexpr, PDL: tl.constexpr
     ):  # fmt: skip
@@ -119,7 +87,12 @@ if triton is not None:
             offs = tl.arange(0, BLOCK)
             mask = offs < K
             x = tl.load(x_row + offs, mask=mask, other=0.0).to(tl.float32)
-            quantize_row_store(x, offs, mask, smooth_ptr, q_ptr + row * K, s_ptr + row)
+            sm = tl.load(smooth_ptr + offs, mask=mask, other=1.0).to(tl.float32)
+            xs = tl.div_rn(x, sm)
+            scale = tl.maximum(tl.div_rn(tl.max(tl.abs(xs), axis=0), 127.0), 1e-8)
+            tl.store(s_ptr + row, scale)
+            q = tl.minimum(tl.maximum(_round_half_even(tl.div_rn(xs, scale)), -127.0), 127.0)
+            tl.store(q_ptr + row * K + offs, q.to(tl.int8), mask=mask)
         else:
             amax = tl.zeros([BLOCK], dtype=tl.float32)
             for k0 in range(0, K, BLOCK):
@@ -220,19 +193,14 @@ def w8a8_linear(
     module: torch.nn.Module,
     residual: torch.Tensor | None = None,
     config: W8A8Config | None = None,
-    codes: RowCodes | None = None,
 ) -> torch.Tensor:
-    """y [M, N] = the w8a8 QLinear's forward of x [M, K] (+ residual, added as `residual + y`), on the tensor
-    cores; `codes`: x already quantized by its producer (then x only gives the shape and dtype)."""
+    """y [M, N] = the w8a8 QLinear's forward of x [M, K] (+ residual, added as `residual + y`), on the tensor cores."""
     assert w8a8_supported(module), "w8a8_linear takes QLinear format w8a8 with K a multiple of 32"
     m, k = x.shape
     assert k == module.in_features, f"x must be [M, {module.in_features}]"
     n = module.out_features
-    if codes is not None:
-        assert codes.q.shape == (m, k) and codes.smooth is module.smooth, "codes are not for this x and layer"
-        xq, sx = codes.q, codes.s
-    else:
-        xq, sx = quantize_rows(x if x.stride(1) == 1 else x.contiguous(), module.smooth)
+    x = x if x.stride(1) == 1 else x.contiguous()
+    xq, sx = quantize_rows(x, module.smooth)
     check_residual(residual, (m, n), x.dtype)
     cfg = config or w8a8_choice(m, n, k)
     y = torch.empty(m, n, dtype=x.dtype, device=x.device)
@@ -259,12 +227,4 @@ def w8a8_linear(
     return y
 
 
-__all__ = [
-    "RowCodes",
-    "W8A8Config",
-    "new_row_codes",
-    "quantize_rows",
-    "w8a8_choice",
-    "w8a8_linear",
-    "w8a8_supported",
-]
+__all__ = ["W8A8Config", "quantize_rows", "w8a8_choice", "w8a8_linear", "w8a8_supported"]

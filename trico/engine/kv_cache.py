@@ -25,7 +25,9 @@ class StaticKVCache(nn.Module):
     """Keys and values for every layer in [layers, batch, kv_heads, max_len, head_dim] buffers.
 
     `attend` writes the new keys/values at `input_pos` and attends over the whole buffer with a
-    mask built on the device from `input_pos`, so no host synchronisation happens per step.
+    mask built on the device from `input_pos`, so no host synchronisation happens per decode step;
+    a prompt's first chunk (positions 0..T-1, read on the host once a forward) attends causally
+    over its own positions instead.
     """
 
     def __init__(
@@ -70,7 +72,7 @@ class StaticKVCache(nn.Module):
         t = q.shape[2]
         from_zero = t > 1 and CAUSAL_PREFILL and self._fills_from_zero(input_pos)
         self.store(layer, k, v, input_pos, from_zero)
-        if q.is_cuda and q.shape[2] == 1 and q.shape[-1] in (32, 64, 128, 256):
+        if q.is_cuda and t == 1 and q.shape[-1] in (32, 64, 128, 256):
             out = self._cuda_decode_attention(layer, q, input_pos)
             if out is not None:
                 return out

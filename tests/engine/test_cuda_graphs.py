@@ -120,9 +120,24 @@ def test_benchmark_cpu_smoke_has_bench_fields():
         "bytes_per_step",
         "peak_mem_GiB",
         "git_sha",
+        "source_sha1",
     ):
         assert key in dec[0]
     assert dec[1]["bytes_per_step"] < dec[0]["bytes_per_step"]  # packed weights move fewer bytes
+
+
+def test_source_fingerprint_follows_the_files(tmp_path):
+    from trico.engine.benchmark import source_fingerprint
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "notes.txt").write_text("not code")
+    first = source_fingerprint(tmp_path)
+    assert len(first) == 12 and source_fingerprint(tmp_path) == first
+    (tmp_path / "notes.txt").write_text("still not code")
+    assert source_fingerprint(tmp_path) == first
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert source_fingerprint(tmp_path) != first
 
 
 def _replay_matches_eager(

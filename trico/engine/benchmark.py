@@ -242,8 +242,20 @@ def matmul_peak(device: torch.device, size: int = 8192) -> float | None:
     return 2 * size**3 / statistics.median(ts) / 1e12
 
 
+def source_fingerprint(root: Path | None = None) -> str:
+    """A short hash of every .py file under trico/ (paths and contents): names the code that ran even where
+    the copy of the tree carries no (or a stale) git history, as on the benchmark GPU machine."""
+    import hashlib
+
+    root = root or Path(__file__).resolve().parents[1]
+    digest = hashlib.sha1()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def environment(device: torch.device) -> dict:
-    """gpu / torch / triton / git_sha / date fields of every result."""
+    """gpu / torch / triton / git_sha / source fingerprint / date fields of every result."""
     try:
         import triton
 
@@ -263,6 +275,7 @@ def environment(device: torch.device) -> dict:
         "torch": torch.__version__,
         "triton": triton_version,
         "git_sha": sha or None,
+        "source_sha1": source_fingerprint(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "programmatic_launch": device.type == "cuda" and pdl_on(torch.empty(0, device=device)),
         "fused_prologues": prologues_allowed(),

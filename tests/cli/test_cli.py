@@ -104,6 +104,16 @@ def test_bench_refuses_gpu_sized_models_on_the_cpu(capsys):
     assert code == 2 and "GPU benchmark" in err
 
 
+def test_bench_refuses_a_bad_format_before_measuring_anything(capsys, monkeypatch, tmp_path):
+    from trico.engine import benchmark
+
+    monkeypatch.setattr(benchmark, "copy_bandwidth", lambda device: pytest.fail("measured before the check"))
+    out = tmp_path / "r.json"
+    argv = ["bench", "--models", "tiny", "--formats", "bf16,int9", "--device", "cpu", "--out", str(out)]
+    code, _, err = _run_main(capsys, argv)
+    assert code == 2 and "unknown benchmark format 'int9'" in err and not out.exists()
+
+
 def test_quantize_calibration_default_matches_the_library():
     from trico.cli import build_parser
     from trico.quant.calibration import DEFAULT_N_SEQS

@@ -23,19 +23,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench",
         help="measure decode tokens/s, MBU and prefill TFLOP/s (random weights, GPU)",
         description="Decode and prefill benchmark per BENCH.md: same-run copy/matmul ceilings, the HF "
-        "transformers static-cache compiled baseline, and trico. Writes one JSON object per configuration.",
+        "transformers static-cache compiled baseline, and trico. Writes one JSON object per configuration "
+        "(to --out as it goes); `python benchmarks/report.py` turns the results folder into docs/benchmarks.md.",
+        epilog="examples:\n"
+        "  trico bench --models llama-2-7b --formats bf16,int4-g128 --batches 1,16   (GPU)\n"
+        "  trico bench --models tiny --formats bf16,int8 --prefill 32 --no-baseline --device cpu   (smoke run)\n"
+        "formats: bf16, int8 (per row), int4-g128 / int3-g128 / int2-g64 / uint8-g128 (group size after g;\n"
+        "  -asym for min offsets), tern2, tern1.6 (ternary), w8a8 (int8 weights and activations); -a8 after a\n"
+        "  quantized format runs its one-row decode GEMVs with int8 activations.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--models", default="llama-2-7b", help="comma-separated presets (or 'tiny')")
-    p.add_argument("--formats", default="bf16,int8,int4-g128,tern2", help="comma-separated weight formats")
-    p.add_argument("--batches", default="1", type=_ints)
-    p.add_argument("--prompt", default=128, type=int)
-    p.add_argument("--new-tokens", default=256, type=int)
-    p.add_argument("--contexts", default="", type=_ints)
-    p.add_argument("--prefill", default=2048, type=int, help="prefill length (0: skip)")
-    p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--mode", default="graph", choices=["graph", "compile", "eager"])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="benchmarks/results/decode.json")
+    p.add_argument(
+        "--models", default="llama-2-7b", help="comma-separated presets (or 'tiny'); default %(default)s"
+    )
+    p.add_argument(
+        "--formats",
+        default="bf16,int8,int4-g128,tern2",
+        help="comma-separated weight formats (below); default %(default)s",
+    )
+    p.add_argument(
+        "--batches", default="1", type=_ints, help="comma-separated decode batch sizes; default %(default)s"
+    )
+    p.add_argument(
+        "--prompt", default=128, type=int, help="prompt tokens before decoding; default %(default)s"
+    )
+    p.add_argument(
+        "--new-tokens", default=256, type=int, help="decoded tokens timed per run; default %(default)s"
+    )
+    p.add_argument(
+        "--contexts",
+        default="",
+        type=_ints,
+        help="decode at these context lengths instead (default: --prompt)",
+    )
+    p.add_argument(
+        "--prefill", default=2048, type=int, help="prefill prompt length (0: skip); default %(default)s"
+    )
+    p.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time HF transformers' static-cache compiled decode in the same run (batch 1)",
+    )
+    p.add_argument(
+        "--mode", default="graph", choices=["graph", "compile", "eager"], help="decode step: CUDA graph (default), "
+        "torch.compile reduce-overhead, or eager"
+    )  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cuda or cpu")
+    p.add_argument(
+        "--out", default="benchmarks/results/decode.json", help="results JSON; default %(default)s"
+    )
     p.set_defaults(func=_run)
 
 

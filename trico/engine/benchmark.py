@@ -470,6 +470,10 @@ def run(
     out: str | Path | None = None,
 ) -> list[dict]:
     """Every configuration of the grid; one result dict each (BENCH.md fields + context, ttft_ms...)."""
+    for name in formats:  # a misspelt format or model fails before minutes of ceilings and model building
+        parse_scheme(name)
+    for name in models:
+        model_config(name)
     env = environment(device)
     copy_gbps = copy_bandwidth(device)
     mm_tflops = matmul_peak(device)

@@ -18,38 +18,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from trico.cli.bench import EPILOG, add_grid_arguments, int_list  # noqa: E402
 from trico.engine.benchmark import run, table, write_results  # noqa: E402
 from trico.engine.device import resolve_device  # noqa: E402
 from trico.kernels import fused_prologues, programmatic_launch  # noqa: E402
 
 
-def _ints(s: str) -> list[int]:
-    return [int(v) for v in s.split(",") if v]
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The benchmark's command line (shared with `trico bench`)."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="llama-2-7b,llama-3-8b", help="comma-separated presets (or 'tiny')")
-    p.add_argument(
-        "--formats",
-        default="bf16,int8,int4-g128,int3-g128,tern2,tern1.6",
-        help="comma-separated weight formats",
+    """The benchmark's command line: `trico bench`'s grid options, with the full grid as defaults, and more."""
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--batches", default="1,4,16,64", type=_ints)
-    p.add_argument("--prompt", default=128, type=int)
-    p.add_argument("--new-tokens", default=256, type=int)
-    p.add_argument("--contexts", default="", type=_ints, help="decode contexts (default: the prompt length)")
-    p.add_argument("--prefill", default=2048, type=int, help="prefill prompt length (0: skip)")
+    add_grid_arguments(p, "llama-2-7b,llama-3-8b", "bf16,int8,int4-g128,int3-g128,tern2,tern1.6", "1,4,16,64")
     p.add_argument(
-        "--baseline", action=argparse.BooleanOptionalAction, default=True, help="HF transformers baseline"
+        "--baseline-batches", default=[1], type=int_list, help="batches the baseline runs (default 1)"
     )
-    p.add_argument("--baseline-batches", default="1", type=_ints)
-    p.add_argument("--mode", default="graph", choices=["graph", "compile", "eager"], help="decode step mode")
     p.add_argument(
         "--compare-compile", action="store_true", help="also time torch.compile for bf16, first batch"
     )
-    p.add_argument("--repeats", default=3, type=int)
+    p.add_argument("--repeats", default=3, type=int, help="timed runs per configuration (median); default 3")
     p.add_argument(
         "--pdl",
         action=argparse.BooleanOptionalAction,
@@ -62,8 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="apply RMSNorm and the SiLU gate inside the decode projections (recorded per result)",
     )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="benchmarks/results/decode.json")
     return p
 
 

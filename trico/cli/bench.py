@@ -10,11 +10,61 @@ CPU_MAX_PARAMS = 1e9
 """Largest model `trico bench` builds on the CPU (random fp32 weights must fit in host memory)."""
 
 
-def _ints(s: str) -> list[int]:
+def int_list(s: str) -> list[int]:
+    """argparse type: comma-separated integers."""
     try:
         return [int(v) for v in s.split(",") if v]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+
+
+EPILOG = (
+    "formats: bf16, int8 (per row), int4-g128 / int3-g128 / int2-g64 / uint8-g128 (group size after g;\n"
+    "  -asym for min offsets), tern2, tern1.6 (ternary), w8a8 (int8 weights and activations); -a8 after a\n"
+    "  quantized format runs its one-row decode GEMVs with int8 activations."
+)
+
+
+def add_grid_arguments(p: argparse.ArgumentParser, models: str, formats: str, batches: str) -> None:
+    """The benchmark grid's options (shared by `trico bench` and benchmarks/decode.py), with these defaults."""
+    p.add_argument(
+        "--models", default=models, help="comma-separated presets (or 'tiny'); default %(default)s"
+    )
+    p.add_argument(
+        "--formats", default=formats, help="comma-separated weight formats (below); default %(default)s"
+    )
+    p.add_argument(
+        "--batches", default=int_list(batches), type=int_list, help=f"decode batch sizes; default {batches}"
+    )
+    p.add_argument(
+        "--prompt", default=128, type=int, help="prompt tokens before decoding; default %(default)s"
+    )
+    p.add_argument(
+        "--new-tokens", default=256, type=int, help="decoded tokens timed per run; default %(default)s"
+    )
+    p.add_argument(
+        "--contexts",
+        default="",
+        type=int_list,
+        help="decode at these context lengths instead (default: --prompt)",
+    )
+    p.add_argument(
+        "--prefill", default=2048, type=int, help="prefill prompt length (0: skip); default %(default)s"
+    )
+    p.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time HF transformers' static-cache compiled decode in the same run",
+    )
+    p.add_argument(
+        "--mode", default="graph", choices=["graph", "compile", "eager"], help="decode step: CUDA graph (default), "
+        "torch.compile reduce-overhead, or eager"
+    )  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cuda or cpu")
+    p.add_argument(
+        "--out", default="benchmarks/results/decode.json", help="results JSON; default %(default)s"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,51 +78,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
         "  trico bench --models llama-2-7b --formats bf16,int4-g128 --batches 1,16   (GPU)\n"
         "  trico bench --models tiny --formats bf16,int8 --prefill 32 --no-baseline --device cpu   (smoke run)\n"
-        "formats: bf16, int8 (per row), int4-g128 / int3-g128 / int2-g64 / uint8-g128 (group size after g;\n"
-        "  -asym for min offsets), tern2, tern1.6 (ternary), w8a8 (int8 weights and activations); -a8 after a\n"
-        "  quantized format runs its one-row decode GEMVs with int8 activations.",
+        + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--models", default="llama-2-7b", help="comma-separated presets (or 'tiny'); default %(default)s"
-    )
-    p.add_argument(
-        "--formats",
-        default="bf16,int8,int4-g128,tern2",
-        help="comma-separated weight formats (below); default %(default)s",
-    )
-    p.add_argument(
-        "--batches", default="1", type=_ints, help="comma-separated decode batch sizes; default %(default)s"
-    )
-    p.add_argument(
-        "--prompt", default=128, type=int, help="prompt tokens before decoding; default %(default)s"
-    )
-    p.add_argument(
-        "--new-tokens", default=256, type=int, help="decoded tokens timed per run; default %(default)s"
-    )
-    p.add_argument(
-        "--contexts",
-        default="",
-        type=_ints,
-        help="decode at these context lengths instead (default: --prompt)",
-    )
-    p.add_argument(
-        "--prefill", default=2048, type=int, help="prefill prompt length (0: skip); default %(default)s"
-    )
-    p.add_argument(
-        "--baseline",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="time HF transformers' static-cache compiled decode in the same run (batch 1)",
-    )
-    p.add_argument(
-        "--mode", default="graph", choices=["graph", "compile", "eager"], help="decode step: CUDA graph (default), "
-        "torch.compile reduce-overhead, or eager"
-    )  # fmt: skip
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cuda or cpu")
-    p.add_argument(
-        "--out", default="benchmarks/results/decode.json", help="results JSON; default %(default)s"
-    )
+    add_grid_arguments(p, "llama-2-7b", "bf16,int8,int4-g128,tern2", "1")
     p.set_defaults(func=_run)
 
 

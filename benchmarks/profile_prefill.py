@@ -5,10 +5,12 @@ batch-1 prefill of `--tokens` tokens (median of repeats, CUDA events; `host_ms`:
 i.e. the launches' CPU time and any host syncs), then profiles one under
 torch.profiler. `--attention causal,masked` compares a prompt's first chunk attending causally over
 its own positions (flash kernels, trico.engine.kv_cache.CAUSAL_PREFILL) with the boolean mask over
-the whole cache buffer, in the same run.
+the whole cache buffer, in the same run; `--graph on,off` the prompt replayed from a CUDA graph (the
+engine's `GraphedPrefill`, captured on the warm-up's repeat) with every launch made from Python.
 
 Example (on the GPU machine):
     python benchmarks/profile_prefill.py --model llama-2-7b --formats bf16,w8a8 --attention causal,masked
+    python benchmarks/profile_prefill.py --model llama-3-8b --formats bf16,int4-g128 --graph on,off
 """
 
 from __future__ import annotations
@@ -35,33 +37,43 @@ from trico.engine.benchmark import (  # noqa: E402
     restore_linears,
     swap_linears,
 )
+from trico.engine.cuda_graphs import GraphedPrefill  # noqa: E402
 from trico.engine.fused import fuse_model_  # noqa: E402
 from trico.engine.kv_cache import StaticKVCache  # noqa: E402
 
 
 @torch.no_grad()
-def profile_prefill(model, fmt: str, tokens: int, causal: bool, repeats: int = 5) -> dict:  # noqa: ANN001
-    """Wall time and per-kernel time of one batch-1 prefill of one weight format."""
+def profile_prefill(  # noqa: ANN001
+    model, fmt: str, tokens: int, causal: bool, repeats: int = 5, host_top: int = 0, graph: bool = False
+) -> dict:
+    """Wall time and per-kernel time of one batch-1 prefill of one weight format (and, with `host_top`,
+    the functions that took the most host time under cProfile); `graph`: replayed from a CUDA graph."""
     originals = swap_linears(model, parse_scheme(fmt))
     fuse_model_(model)
     config = model.config
     cache = StaticKVCache(config, 1, tokens, dtype=torch.bfloat16, device="cuda")
     x = torch.randint(0, config.vocab_size, (1, tokens), device="cuda")
+    # positions made a call, as a real prompt brings them; captured on the second warm-up call with graph
+    graphed = GraphedPrefill(
+        lambda t, p: model.prefill(t, p, cache), cache, captures_after=1 if graph else 10**9
+    )
     saved, kv_cache.CAUSAL_PREFILL = kv_cache.CAUSAL_PREFILL, causal
     try:
-        for _ in range(2):
-            model.prefill(x, torch.arange(tokens, device="cuda"), cache)
+        for _ in range(3):
+            graphed(x, 0)
         walls, host = [], []
         for _ in range(repeats):
-            pos = torch.arange(tokens, device="cuda")  # a new tensor a call, as a real prompt brings
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             t0 = time.perf_counter()
-            model.prefill(x, pos, cache)
+            graphed(x, 0)
             host.append((time.perf_counter() - t0) * 1e3)  # until the last launch returned
             end.record()
             torch.cuda.synchronize()
             walls.append(start.elapsed_time(end))
+        host_functions = _host_profile(
+            lambda: model.prefill(x, torch.arange(tokens, device="cuda"), cache), host_top
+        )
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -83,12 +95,39 @@ def profile_prefill(model, fmt: str, tokens: int, causal: bool, repeats: int = 5
         "format": fmt,
         "tokens": tokens,
         "attention": "causal" if causal else "masked",
+        "graph": graph,
         "wall_ms": wall,
         "host_ms": statistics.median(host),
         "TFLOPs": model_flops(config, tokens) / wall / 1e9,
         "kernel_ms": sum(k["ms"] for k in kernels),
         "kernels": kernels,
+        "host_functions": host_functions,
     }
+
+
+def _host_profile(call, top: int) -> list[dict]:  # noqa: ANN001 - a no-argument callable
+    """The `top` functions by own host time in one call under cProfile (ms; own and with callees)."""
+    if top <= 0:
+        return []
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    call()
+    prof.disable()
+    torch.cuda.synchronize()
+    stats = pstats.Stats(prof).stats
+    rows = [
+        {
+            "function": f"{Path(file).name}:{line}:{name}",
+            "calls": nc,
+            "own_ms": tt * 1e3,
+            "total_ms": ct * 1e3,
+        }
+        for (file, line, name), (_, nc, tt, ct, _) in stats.items()
+    ]
+    return sorted(rows, key=lambda r: -r["own_ms"])[:top]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", default=2048, type=int, help="prompt length")
     p.add_argument("--attention", default="causal", help="comma-separated: causal, masked")
     p.add_argument("--top", default=12, type=int, help="kernels to print per run")
+    p.add_argument("--graph", default="off", help="comma-separated: on (CUDA-graph replay), off")
+    p.add_argument(
+        "--host-top", default=0, type=int, help="also list this many functions by host time (cProfile)"
+    )
     p.add_argument("--out", default=None, help="write the results JSON here")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -107,16 +150,25 @@ def main(argv: list[str] | None = None) -> int:
     modes = args.attention.split(",")
     if set(modes) - {"causal", "masked"}:
         p.error(f"--attention takes causal and/or masked, not {args.attention!r}")
+    graphs = args.graph.split(",")
+    if set(graphs) - {"on", "off"}:
+        p.error(f"--graph takes on and/or off, not {args.graph!r}")
     model = build_random_model(model_config(args.model), torch.device("cuda"))
     rows = []
     for fmt in args.formats.split(","):
-        for mode in modes:
-            r = profile_prefill(model, fmt, args.tokens, mode == "causal")
+        for mode, graph in ((m, g) for m in modes for g in graphs):
+            r = profile_prefill(
+                model, fmt, args.tokens, mode == "causal", host_top=args.host_top, graph=graph == "on"
+            )
             rows.append(r)
-            print(f"{fmt:<10} {mode:<7} prefill {args.tokens}: {r['wall_ms']:.2f} ms ({r['TFLOPs']:.0f} TFLOP/s), "
+            print(f"{fmt:<10} {mode:<7} graph {graph:<3} prefill {args.tokens}: {r['wall_ms']:.2f} ms ({r['TFLOPs']:.0f} TFLOP/s), "
                   f"kernels {r['kernel_ms']:.2f} ms, host {r['host_ms']:.2f} ms")  # fmt: skip
             for k in r["kernels"][: args.top]:
                 print(f"    {k['ms']:8.3f} ms  {k['calls']:5d}x  {k['name']}")
+            for f in r["host_functions"]:
+                print(
+                    f"    host {f['own_ms']:8.3f} ms own {f['total_ms']:8.3f} total {f['calls']:6d}x  {f['function']}"
+                )
     if args.out:
         Path(args.out).write_text(json.dumps({"model": args.model, "runs": rows}, indent=1))
     return 0

@@ -71,13 +71,14 @@ def render(rows: list[dict]) -> str:
             bf16 = next((r for r in pre if r["scheme"] == "bf16"), None)
             out += [
                 "",
-                "| format | prefill tokens | TTFT ms | TFLOP/s | of matmul peak | vs bf16 prefill | peak GiB |",
-                "|---|---:|---:|---:|---:|---:|---:|",
+                "| format | prefill tokens | mode | TTFT ms | eager TTFT ms | TFLOP/s | of matmul peak | vs bf16 prefill | peak GiB |",
+                "|---|---:|---|---:|---:|---:|---:|---:|---:|",
             ]
             for r in pre:
                 rel = bf16["ttft_ms"] / r["ttft_ms"] if bf16 and bf16["prompt"] == r["prompt"] else None
                 out.append(
-                    f"| {r['scheme']} | {r['prompt']} | {r['ttft_ms']:.1f} | {r['TFLOPs']:.0f} | {_f(r.get('mfu'), '.2f')} | "
+                    f"| {r['scheme']} | {r['prompt']} | {r.get('prefill_mode', 'eager')} | {r['ttft_ms']:.1f} | "
+                    f"{_f(r.get('eager_ttft_ms'), '.1f')} | {r['TFLOPs']:.0f} | {_f(r.get('mfu'), '.2f')} | "
                     f"{_f(rel, '.2f')} | {_f(r.get('peak_mem_GiB'), '.1f')} |"
                 )
         out.append("")

@@ -124,6 +124,9 @@ def test_benchmark_cpu_smoke_has_bench_fields():
     ):
         assert key in dec[0]
     assert dec[1]["bytes_per_step"] < dec[0]["bytes_per_step"]  # packed weights move fewer bytes
+    pre = [r for r in res if r["bench"] == "prefill"]
+    assert [r["prefill_mode"] for r in pre] == ["eager (cpu)"] * 2
+    assert all(r["eager_ttft_ms"] > 0 and r["ttft_ms"] > 0 for r in pre)
 
 
 def test_source_fingerprint_follows_the_files(tmp_path):
@@ -351,3 +354,47 @@ def test_fused_norm_keeps_the_parameter_and_matches_the_module():
         got = model.model.norm(h)
     assert got.dtype == want.dtype and got.shape == want.shape
     torch.testing.assert_close(got.float(), want.float(), rtol=1e-2, atol=1e-2)
+
+
+def test_graphed_prefill_on_cpu_runs_eagerly():
+    """Without a GPU every chunk runs the model's prefill; nothing is captured."""
+    from trico.engine.cuda_graphs import GraphedPrefill
+
+    cfg = tiny_config()
+    model = build_model(cfg)
+    cache = StaticKVCache(cfg, 1, 16)
+    graphed = GraphedPrefill(lambda t, p: model.prefill(t, p, cache), cache)
+    tokens = torch.randint(0, cfg.vocab_size, (1, 6), generator=torch.Generator().manual_seed(0))
+    want = model.prefill(tokens, torch.arange(6), StaticKVCache(cfg, 1, 16))
+    for _ in range(3):
+        torch.testing.assert_close(graphed(tokens, 0), want)
+    assert not graphed.graphs and graphed.seen == {((1, 6), True): 3}
+
+
+@cuda
+@pytest.mark.parametrize("scheme", [None, "int4-rtn-g32"])
+def test_graphed_prefill_matches_eager_on_gpu(scheme):
+    """Eager, captured and replayed prompt chunks (a first chunk and a later one) give the eager logits and cache."""
+    from trico.engine.cuda_graphs import GraphedPrefill
+
+    cfg = tiny_config(head_dim=32, n_heads=4, dim=128)
+    model = build_model(cfg, dtype=torch.bfloat16, device="cuda")
+    if scheme:
+        from trico.quant.api import quantize
+
+        quantize(model, scheme, progress=False)
+    fuse_model_(model)
+    caches = [StaticKVCache(cfg, 2, 96, torch.bfloat16, "cuda") for _ in range(2)]
+    graphed = GraphedPrefill(lambda t, p: model.prefill(t, p, caches[1]), caches[1])
+    g = torch.Generator().manual_seed(3)
+    for call in range(4):
+        # 72 rows take the prefill path (dequantize + cuBLAS), 8 the skinny decode kernels
+        first = torch.randint(0, cfg.vocab_size, (2, 72), generator=g).cuda()
+        later = torch.randint(0, cfg.vocab_size, (2, 8), generator=g).cuda()
+        want = [model.prefill(first, torch.arange(72, device="cuda"), caches[0])]
+        want.append(model.prefill(later, torch.arange(72, 80, device="cuda"), caches[0]))
+        got = [graphed(first, 0).clone(), graphed(later, 72).clone()]
+        for w, o in zip(want, got, strict=True):
+            torch.testing.assert_close(o, w, rtol=1e-2, atol=1e-2)
+        torch.testing.assert_close(caches[1].k[:, :, :, :80], caches[0].k[:, :, :, :80], rtol=1e-2, atol=1e-2)
+        assert len(graphed.graphs) == (0 if call == 0 else 2), call

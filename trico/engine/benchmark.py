@@ -364,19 +364,27 @@ def model_flops(config: ModelConfig, tokens: int) -> float:
 
 
 @torch.no_grad()
-def bench_prefill(model: Transformer, tokens: int, repeats: int, device: torch.device) -> dict:
-    """Time to first token for a batch-1 prompt of `tokens` tokens, and model FLOP/s."""
+def bench_prefill(
+    model: Transformer, tokens: int, repeats: int, device: torch.device, mode: str = "graph"
+) -> dict:
+    """Time to first token for a batch-1 prompt of `tokens` tokens through the engine's Generator, and model
+    FLOP/s; `eager_ttft_ms` is the same prompt with every launch made from Python (no prefill graph)."""
+    from trico.engine.cuda_graphs import enable_fast_decode, prefill_graphs
     from trico.engine.fused import fuse_model_
 
-    fuse_model_(model)
+    fuse_model_(model)  # in every decode mode, so prefill numbers compare across modes
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     cache = StaticKVCache(model.config, 1, tokens, dtype=model.lm_head.weight.dtype, device=device)
+    gen = Generator(model, cache, Sampler(device=device))
+    enable_fast_decode(gen, mode)
     x = torch.randint(0, model.config.vocab_size, (1, tokens), device=device)
-    pos = torch.arange(tokens, device=device)
-    model.prefill(x, pos, cache)
-    secs = statistics.median(timed(lambda: model.prefill(x, pos, cache), device, repeats))
+    with prefill_graphs(False):
+        gen.prefill(x)
+        eager = statistics.median(timed(lambda: gen.prefill(x), device, repeats))
+    gen.prefill(x)  # a repeated shape: captured here in graph mode (BENCH.md: warm up before timing)
+    secs = statistics.median(timed(lambda: gen.prefill(x), device, repeats))
     flops = model_flops(model.config, tokens)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     return {
@@ -386,6 +394,8 @@ def bench_prefill(model: Transformer, tokens: int, repeats: int, device: torch.d
         "context": tokens,
         "new_tokens": 0,
         "ttft_ms": secs * 1e3,
+        "eager_ttft_ms": eager * 1e3,
+        "prefill_mode": mode if device.type == "cuda" else "eager (cpu)",
         "tok_s": tokens / secs,
         "TFLOPs": flops / secs / 1e12,
         "peak_mem_GiB": peak,
@@ -533,7 +543,7 @@ def run(
                             write_results(results, out)
             if prefill and not scheme.int8_activations:  # prefill never takes the one-row GEMV
                 try:
-                    r = bench_prefill(model, prefill, repeats, device)
+                    r = bench_prefill(model, prefill, repeats, device, mode)
                     r.update(
                         model=model_name, scheme=fmt_name, copy_GBps=copy_gbps, mm_TFLOPs=mm_tflops, **env
                     )
@@ -559,7 +569,8 @@ def _row(r: dict) -> str:
     if r["bench"] == "prefill":
         return (
             f"{r['model']:<12} {r['scheme']:<10} prefill {r['prompt']:>5}: ttft {r['ttft_ms']:8.1f} ms  "
-            f"{r['TFLOPs']:6.1f} TFLOP/s  ({_fmt(r.get('mfu'), '.2f')} of matmul peak)"
+            f"{r['TFLOPs']:6.1f} TFLOP/s  ({_fmt(r.get('mfu'), '.2f')} of matmul peak; "
+            f"eager {_fmt(r.get('eager_ttft_ms'), '.1f')} ms)"
         )
     return (
         f"{r['model']:<12} {r['scheme']:<10} b{r['batch']:<3} ctx {r['context']:<5} {r['decode_mode']:<7} "

@@ -1,4 +1,5 @@
-"""The decode step captured in a CUDA graph (or compiled with torch.compile reduce-overhead).
+"""The decode step captured in a CUDA graph (or compiled with torch.compile reduce-overhead), and
+prompt chunks replayed from graphs once their shape repeats.
 
 `GraphedDecodeStep` wraps a step `(token [B, 1], pos [1]) -> next token [B]` that works on static
 device buffers. On its first call it warms the step up on a side stream, captures one step into
@@ -6,15 +7,29 @@ a graph and replays it from then on: no Python, no launch overhead, no host sync
 no allocation per token (the graph's memory pool is fixed at capture). Warm-up and capture run the
 real step for the position at hand, so the KV-cache entries they write are the ones the replay
 writes again.
+
+`GraphedPrefill` does the same for prompt chunks. A 2048-token prefill of a quantized model launches
+~300 kernels whose host cost (~30-60 us each on the H200 machine) is as long as their GPU time, so its
+wall time followed the host (docs/gpu-engine.md). A graph per chunk shape takes the host off the
+critical path; since capturing costs more than one eager prefill, a shape is captured only when it
+comes again (benchmarks, evaluation windows, a server seeing the same prompt lengths).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
 Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Prefill = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(tokens [B, T], positions [T]) -> logits of the last position [B, vocab]."""
+
+PREFILL_GRAPHS = True
+"""Replay prompt chunks of a repeated shape from CUDA graphs (False: always eager; for A/B runs)."""
 
 
 class GraphedDecodeStep:
@@ -54,6 +69,84 @@ class GraphedDecodeStep:
         return self.static_out
 
 
+@contextlib.contextmanager
+def prefill_graphs(enabled: bool) -> Iterator[None]:
+    """Within the block, prompt chunks are (not) replayed from graphs (`PREFILL_GRAPHS`)."""
+    global PREFILL_GRAPHS
+    saved, PREFILL_GRAPHS = PREFILL_GRAPHS, enabled
+    try:
+        yield
+    finally:
+        PREFILL_GRAPHS = saved
+
+
+@dataclass
+class _PrefillGraph:
+    graph: torch.cuda.CUDAGraph
+    tokens: torch.Tensor
+    positions: torch.Tensor
+    logits: torch.Tensor
+
+
+class GraphedPrefill:
+    """Prompt chunks on CUDA: eager the first time a (batch, length, first chunk or not) shape comes,
+    captured on its second call (after a warm-up run on a side stream, whose result it returns),
+    replayed from then on.
+
+    The cache must say which chunks start at position 0 (`cache.mark_first_chunk`), since a graph
+    cannot read the positions on the host. Up to `max_graphs` graphs are kept, least recently used
+    dropped first; they share one memory pool, so the logits a replay returns are valid until the
+    next call.
+    """
+
+    def __init__(self, prefill: Prefill, cache, captures_after: int = 1, max_graphs: int = 4) -> None:  # noqa: ANN001 - a StaticKVCache
+        self.prefill = prefill
+        self.cache = cache
+        self.captures_after = captures_after
+        self.max_graphs = max_graphs
+        self.seen: dict[tuple, int] = {}
+        self.graphs: OrderedDict[tuple, _PrefillGraph] = OrderedDict()
+        self.pool = None
+
+    def __call__(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits of the last position [B, vocab] after writing tokens [B, T] at start..start+T-1."""
+        t = tokens.shape[1]
+        key = (tuple(tokens.shape), start == 0)
+        entry = self.graphs.get(key) if PREFILL_GRAPHS else None
+        if entry is None:
+            self.seen[key] = self.seen.get(key, 0) + 1
+            if not (PREFILL_GRAPHS and tokens.is_cuda) or self.seen[key] <= self.captures_after:
+                return self.prefill(tokens, torch.arange(start, start + t, device=tokens.device))
+            return self._capture(key, tokens, start)
+        self.graphs.move_to_end(key)
+        entry.tokens.copy_(tokens)
+        if start != 0:
+            torch.arange(start, start + t, device=tokens.device, out=entry.positions)
+        entry.graph.replay()
+        return entry.logits
+
+    def _capture(self, key: tuple, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        """Run the chunk on a side stream (lazy initialisations happen there), then capture it."""
+        static_tokens = tokens.clone()
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            logits = self.prefill(static_tokens, positions).clone()
+        torch.cuda.current_stream().wait_stream(side)
+        if len(self.graphs) >= self.max_graphs:
+            self.graphs.popitem(last=False)
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        if start == 0:
+            self.cache.mark_first_chunk(positions)
+        with torch.cuda.graph(graph, pool=self.pool):
+            out = self.prefill(static_tokens, positions)
+        self.graphs[key] = _PrefillGraph(graph, static_tokens, positions, out)
+        return logits
+
+
 def compiled_step(step: Step) -> Step:
     """The alternative: torch.compile(mode='reduce-overhead'), which captures CUDA graphs itself."""
     return torch.compile(step, mode="reduce-overhead", fullgraph=False)
@@ -82,7 +175,8 @@ def _with_int8_activations(step: Step) -> Step:
 
 
 def enable_fast_decode(generator, mode: str = "graph", int8_activations: bool = False) -> None:  # noqa: ANN001 - trico.engine.generator.Generator
-    """Put a Generator's decode step on the CUDA fast path: fused layers plus graph (or compile) mode.
+    """Put a Generator's decode step on the CUDA fast path: fused layers plus graph (or compile) mode;
+    in graph mode prompt chunks of a repeated shape are replayed from graphs too (`GraphedPrefill`).
 
     With int8_activations the one-row decode GEMVs of quantized layers run on int8 activations
     (trico.kernels.gemv_a8: faster, slightly less exact). Does nothing on CPU, where the torch
@@ -98,6 +192,8 @@ def enable_fast_decode(generator, mode: str = "graph", int8_activations: bool = 
     from trico.engine.fused import fuse_model_
 
     fuse_model_(generator.model)
+    if mode == "graph":
+        generator.prefill_chunk = GraphedPrefill(generator.prefill_at, generator.cache)
     step = _with_int8_activations(generator._decode_step) if int8_activations else generator._decode_step
     if mode == "graph":
         sampler_gen = getattr(generator.sampler, "generator", None)

@@ -10,6 +10,7 @@ from trico.engine.sampler import Sampler
 from trico.errors import TricoError
 
 DecodeStep = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PrefillChunk = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 class Generator:
@@ -18,7 +19,8 @@ class Generator:
     The generator remembers which tokens its cache holds, so a follow-up prompt that extends the
     previous one (a chat turn) only prefills the new suffix. The decode step works on preallocated
     device buffers (last token, position), so it can be captured in a CUDA graph: `decode_step`
-    may be replaced by a graphed callable with the same signature.
+    may be replaced by a graphed callable with the same signature, and `prefill_chunk`
+    (tokens [B, T] on the device, start) -> last logits [B, vocab] likewise.
     """
 
     def __init__(self, model: torch.nn.Module, cache, sampler: Sampler | None = None) -> None:  # noqa: ANN001
@@ -33,6 +35,7 @@ class Generator:
         self.token_buf = torch.zeros(self.batch_size, 1, dtype=torch.long, device=self.device)
         self.pos_buf = torch.zeros(1, dtype=torch.long, device=self.device)
         self.decode_step: DecodeStep = self._decode_step
+        self.prefill_chunk: PrefillChunk = self._prefill_chunk
 
     def reset(self) -> None:
         """Forget the cached conversation."""
@@ -45,6 +48,15 @@ class Generator:
         return self.sampler(logits)
 
     @torch.no_grad()
+    def prefill_at(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        """The model's prefill of tokens [B, T] at input_pos [T] into the cache: last logits [B, vocab]."""
+        return self.model.prefill(tokens, input_pos, self.cache)
+
+    def _prefill_chunk(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        """`prefill_at` positions start..start+T-1, run eagerly."""
+        return self.prefill_at(tokens, torch.arange(start, start + tokens.shape[1], device=tokens.device))
+
+    @torch.no_grad()
     def prefill(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Write tokens [B, T] at positions start..start+T-1 and sample the next token [B]."""
         t = tokens.shape[1]
@@ -54,8 +66,7 @@ class Generator:
             raise TricoError(
                 f"prompt of {start + t} tokens does not fit the context of {self.max_len} tokens"
             )
-        input_pos = torch.arange(start, start + t, device=self.device)
-        logits = self.model.prefill(tokens.to(self.device), input_pos, self.cache)
+        logits = self.prefill_chunk(tokens.to(self.device), start)
         nxt = self.sampler(logits)
         self.pos = start + t
         self.token_buf.copy_(nxt.view(-1, 1))

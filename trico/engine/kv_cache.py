@@ -88,6 +88,10 @@ class StaticKVCache(nn.Module):
             q, keys.to(q.dtype), values.to(q.dtype), attn_mask=mask, enable_gqa=gqa
         )
 
+    def mark_first_chunk(self, input_pos: torch.Tensor) -> None:
+        """Declare input_pos to hold 0, 1, ..., T - 1 without reading it (a graph captured for first chunks)."""
+        self._pos_checked = (input_pos, True)
+
     def _fills_from_zero(self, input_pos: torch.Tensor) -> bool:
         """Whether input_pos is 0, 1, ..., T - 1 (a prompt's first chunk); asked once per forward, not per layer."""
         if self._pos_checked is not None and self._pos_checked[0] is input_pos:

@@ -372,19 +372,22 @@ def test_graphed_prefill_on_cpu_runs_eagerly():
 
 
 @cuda
-@pytest.mark.parametrize("scheme", [None, "int4-rtn-g32"])
+@pytest.mark.parametrize("scheme", [None, "int4-rtn-g32", "kv-int8"])
 def test_graphed_prefill_matches_eager_on_gpu(scheme):
     """Eager, captured and replayed prompt chunks (a first chunk and a later one) give the eager logits and cache."""
     from trico.engine.cuda_graphs import GraphedPrefill
 
     cfg = tiny_config(head_dim=32, n_heads=4, dim=128)
     model = build_model(cfg, dtype=torch.bfloat16, device="cuda")
-    if scheme:
+    if scheme == "int4-rtn-g32":
         from trico.quant.api import quantize
 
         quantize(model, scheme, progress=False)
     fuse_model_(model)
-    caches = [StaticKVCache(cfg, 2, 96, torch.bfloat16, "cuda") for _ in range(2)]
+    from trico.engine.kv_cache_int8 import Int8KVCache
+
+    cache_cls = Int8KVCache if scheme == "kv-int8" else StaticKVCache
+    caches = [cache_cls(cfg, 2, 96, torch.bfloat16, "cuda") for _ in range(2)]
     graphed = GraphedPrefill(lambda t, p: model.prefill(t, p, caches[1]), caches[1])
     g = torch.Generator().manual_seed(3)
     for call in range(4):
@@ -398,3 +401,29 @@ def test_graphed_prefill_matches_eager_on_gpu(scheme):
             torch.testing.assert_close(o, w, rtol=1e-2, atol=1e-2)
         torch.testing.assert_close(caches[1].k[:, :, :, :80], caches[0].k[:, :, :, :80], rtol=1e-2, atol=1e-2)
         assert len(graphed.graphs) == (0 if call == 0 else 2), call
+
+
+@cuda
+def test_graphed_prefill_falls_back_to_eager_when_capture_fails():
+    """A chunk whose capture fails still returns the right logits, warns once and stays eager."""
+    from trico.engine.cuda_graphs import GraphedPrefill
+
+    cfg = tiny_config(head_dim=32, n_heads=4, dim=128)
+    model = build_model(cfg, dtype=torch.bfloat16, device="cuda")
+    cache = StaticKVCache(cfg, 1, 32, torch.bfloat16, "cuda")
+
+    def host_syncing_prefill(tokens, positions):
+        int(positions[0])  # a host read: not allowed while a stream is captured
+        return model.prefill(tokens, positions, cache)
+
+    graphed = GraphedPrefill(host_syncing_prefill, cache)
+    tokens = torch.randint(0, cfg.vocab_size, (1, 12), device="cuda")
+    want = model.prefill(
+        tokens, torch.arange(12, device="cuda"), StaticKVCache(cfg, 1, 32, torch.bfloat16, "cuda")
+    )
+    graphed(tokens, 0)
+    with pytest.warns(UserWarning, match="run eagerly"):
+        got = graphed(tokens, 0)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(graphed(tokens, 0), want)
+    assert not graphed.graphs

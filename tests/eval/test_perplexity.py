@@ -77,3 +77,31 @@ def test_a_cache_factory_puts_the_cache_in_the_measurement():
     int8 = evaluate(model, tokens, ctx=32, windows=2, progress=False, cache_factory=Int8KVCache)
     assert math.isclose(plain.ppl, same.ppl, rel_tol=1e-5)
     assert int8.ppl != plain.ppl and math.isclose(plain.ppl, int8.ppl, rel_tol=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_eval_on_cuda_runs_the_fused_layers_with_the_same_perplexity():
+    """`trico eval` on CUDA swaps in the engine's fused layers; perplexity stays that of the plain model."""
+    from trico.cli.evaluate import _engine_layers
+    from trico.config import tiny_config
+    from trico.engine.fused import FusedDecoderLayer
+    from trico.eval.perplexity import evaluate
+    from trico.models.llama import build_model
+
+    model = build_model(tiny_config(head_dim=32, n_heads=4, dim=128), dtype=torch.bfloat16, device="cuda")
+    tokens = torch.randint(0, 256, (600,), generator=torch.Generator().manual_seed(0))
+    plain = evaluate(model, tokens, ctx=128, windows=4, progress=False)
+    _engine_layers(model)
+    assert all(isinstance(layer, FusedDecoderLayer) for layer in model.model.layers)
+    fused = evaluate(model, tokens, ctx=128, windows=4, progress=False)
+    assert abs(fused.nll - plain.nll) < 1e-2 * plain.nll
+
+
+def test_eval_on_cpu_keeps_the_loaded_layers():
+    from trico.cli.evaluate import _engine_layers
+    from trico.config import tiny_config
+    from trico.models.llama import DecoderLayer, build_model
+
+    model = build_model(tiny_config())
+    _engine_layers(model)
+    assert all(type(layer) is DecoderLayer for layer in model.model.layers)

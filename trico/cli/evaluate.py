@@ -37,6 +37,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_eval)
 
 
+def _engine_layers(model) -> None:  # noqa: ANN001 - a Transformer, or None
+    """On CUDA, the engine's fused layers (Triton norms, RoPE, fused projections), as `trico generate` runs
+    them; on the CPU the model stays as loaded (the fused layers would run the same torch code)."""
+    if model is not None and next(model.parameters()).is_cuda:
+        from trico.engine.fused import fuse_model_
+
+        fuse_model_(model)
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate and print a table (or JSON)."""
     from trico.eval.data import load_eval_tokens
@@ -54,6 +63,8 @@ def run_eval(args: argparse.Namespace) -> int:
         if reference.config.vocab_size != loaded.config.vocab_size:
             raise TricoError("--reference has a different vocabulary size; KL divergence needs the same one")
     tokens = load_eval_tokens(loaded.tokenizer, args.file)
+    for model in (loaded.model, reference.model if reference else None):
+        _engine_layers(model)
     t0 = time.perf_counter()
     result = evaluate(
         loaded.model,

@@ -18,6 +18,7 @@ comes again (benchmarks, evaluation windows, a server seeing the same prompt len
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -96,7 +97,8 @@ class GraphedPrefill:
     The cache must say which chunks start at position 0 (`cache.mark_first_chunk`), since a graph
     cannot read the positions on the host. Up to `max_graphs` graphs are kept, least recently used
     dropped first; they share one memory pool, so the logits a replay returns are valid until the
-    next call.
+    next call. A shape whose capture fails (an op that cannot be captured) runs eagerly from then on,
+    with one warning.
     """
 
     def __init__(self, prefill: Prefill, cache, captures_after: int = 1, max_graphs: int = 4) -> None:  # noqa: ANN001 - a StaticKVCache
@@ -106,6 +108,7 @@ class GraphedPrefill:
         self.max_graphs = max_graphs
         self.seen: dict[tuple, int] = {}
         self.graphs: OrderedDict[tuple, _PrefillGraph] = OrderedDict()
+        self.eager_only: set[tuple] = set()
         self.pool = None
 
     def __call__(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
@@ -115,7 +118,8 @@ class GraphedPrefill:
         entry = self.graphs.get(key) if PREFILL_GRAPHS else None
         if entry is None:
             self.seen[key] = self.seen.get(key, 0) + 1
-            if not (PREFILL_GRAPHS and tokens.is_cuda) or self.seen[key] <= self.captures_after:
+            eager = not (PREFILL_GRAPHS and tokens.is_cuda) or key in self.eager_only
+            if eager or self.seen[key] <= self.captures_after:
                 return self.prefill(tokens, torch.arange(start, start + t, device=tokens.device))
             return self._capture(key, tokens, start)
         self.graphs.move_to_end(key)
@@ -141,8 +145,16 @@ class GraphedPrefill:
         graph = torch.cuda.CUDAGraph()
         if start == 0:
             self.cache.mark_first_chunk(positions)
-        with torch.cuda.graph(graph, pool=self.pool):
-            out = self.prefill(static_tokens, positions)
+        try:
+            with torch.cuda.graph(graph, pool=self.pool):
+                out = self.prefill(static_tokens, positions)
+        except RuntimeError as exc:  # the warm-up's logits are right; only the replay is lost
+            self.eager_only.add(key)
+            warnings.warn(
+                f"prompt chunks of shape {key[0]} run eagerly: CUDA graph capture failed ({exc})",
+                stacklevel=2,
+            )
+            return logits
         self.graphs[key] = _PrefillGraph(graph, static_tokens, positions, out)
         return logits
 

@@ -36,6 +36,9 @@ def render(rows: list[dict]) -> str:
         "in a CUDA graph; tok/s is the total over the batch; MBU = bytes moved per step x steps/s /",
         "same-run copy bandwidth. The baseline is HF transformers `generate` with a static cache and",
         "its own compiled decode (CompileConfig fullgraph, reduce-overhead), same run, batch 1.",
+        "Prefill: TTFT of a batch-1 prompt through the engine's Generator; mode `graph` replays the prompt",
+        "from the CUDA graph captured when its shape came a second time (warm-up), and the eager TTFT is the",
+        "same prompt with every kernel launched from Python, same run (files before commit 4320e8f: eager only).",
         "Rows come from every JSON in the folder; superseded runs are kept in `benchmarks/results/previous/`.",
         "",
     ]

@@ -49,7 +49,11 @@ def add_grid_arguments(p: argparse.ArgumentParser, models: str, formats: str, ba
         help="decode at these context lengths instead (default: --prompt)",
     )
     p.add_argument(
-        "--prefill", default=2048, type=int, help="prefill prompt length (0: skip); default %(default)s"
+        "--prefill",
+        default=2048,
+        type=int,
+        help="prefill prompt length (0: skip); timed as the engine runs a repeated prompt, replayed from a "
+        "CUDA graph, with the eager time beside it; default %(default)s",
     )
     p.add_argument(
         "--baseline",

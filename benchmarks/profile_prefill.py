@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.profile_decode import _short  # noqa: E402
-from trico.engine import kv_cache  # noqa: E402
+from trico.engine import cuda_graphs, kv_cache  # noqa: E402
 from trico.engine.benchmark import (  # noqa: E402
     build_random_model,
     model_config,
@@ -51,11 +51,13 @@ def profile_prefill(  # noqa: ANN001
     originals = swap_linears(model, parse_scheme(fmt))
     fuse_model_(model)
     config = model.config
-    cache = StaticKVCache(config, 1, tokens, dtype=torch.bfloat16, device="cuda")
+    # room for the graph's padding to a whole bucket, as a Generator's cache longer than the prompt has
+    room = -(-tokens // cuda_graphs.PREFILL_BUCKET) * cuda_graphs.PREFILL_BUCKET
+    cache = StaticKVCache(config, 1, room, dtype=torch.bfloat16, device="cuda")
     x = torch.randint(0, config.vocab_size, (1, tokens), device="cuda")
     # positions made a call, as a real prompt brings them; captured on the second warm-up call with graph
     graphed = GraphedPrefill(
-        lambda t, p: model.prefill(t, p, cache), cache, captures_after=1 if graph else 10**9
+        lambda t, p, last: model.prefill(t, p, cache, last), cache, captures_after=1 if graph else 10**9
     )
     saved, kv_cache.CAUSAL_PREFILL = kv_cache.CAUSAL_PREFILL, causal
     try:

@@ -363,12 +363,12 @@ def test_graphed_prefill_on_cpu_runs_eagerly():
     cfg = tiny_config()
     model = build_model(cfg)
     cache = StaticKVCache(cfg, 1, 16)
-    graphed = GraphedPrefill(lambda t, p: model.prefill(t, p, cache), cache)
+    graphed = GraphedPrefill(lambda t, p, last: model.prefill(t, p, cache, last), cache)
     tokens = torch.randint(0, cfg.vocab_size, (1, 6), generator=torch.Generator().manual_seed(0))
     want = model.prefill(tokens, torch.arange(6), StaticKVCache(cfg, 1, 16))
     for _ in range(3):
         torch.testing.assert_close(graphed(tokens, 0), want)
-    assert not graphed.graphs and graphed.seen == {((1, 6), True): 3}
+    assert not graphed.graphs and graphed.seen == {(1, 6, True): 3}  # no room to pad: the exact length
 
 
 @cuda
@@ -388,7 +388,7 @@ def test_graphed_prefill_matches_eager_on_gpu(scheme):
 
     cache_cls = Int8KVCache if scheme == "kv-int8" else StaticKVCache
     caches = [cache_cls(cfg, 2, 96, torch.bfloat16, "cuda") for _ in range(2)]
-    graphed = GraphedPrefill(lambda t, p: model.prefill(t, p, caches[1]), caches[1])
+    graphed = GraphedPrefill(lambda t, p, last: model.prefill(t, p, caches[1], last), caches[1])
     g = torch.Generator().manual_seed(3)
     for call in range(4):
         # 72 rows take the prefill path (dequantize + cuBLAS), 8 the skinny decode kernels
@@ -404,6 +404,43 @@ def test_graphed_prefill_matches_eager_on_gpu(scheme):
 
 
 @cuda
+@pytest.mark.parametrize("scheme", [None, "int4-rtn-g32"])
+@torch.no_grad()
+def test_prompts_of_one_bucket_share_a_padded_graph_on_gpu(scheme):
+    """Chunks of 33-64 tokens replay one graph padded to 64 (first chunks and follow-ups apart): their logits,
+    cache entries and the decode steps after them are the eager run's."""
+    from trico.engine.cuda_graphs import GraphedPrefill
+
+    cfg = tiny_config(head_dim=32, n_heads=4, dim=128)
+    model = build_model(cfg, dtype=torch.bfloat16, device="cuda")
+    if scheme:
+        from trico.quant.api import quantize
+
+        quantize(model, scheme, progress=False)
+    fuse_model_(model)
+    caches = [StaticKVCache(cfg, 1, 256, torch.bfloat16, "cuda") for _ in range(2)]
+    graphed = GraphedPrefill(lambda t, p, last: model.prefill(t, p, caches[1], last), caches[1])
+    g = torch.Generator().manual_seed(5)
+    close = dict(rtol=1e-2, atol=1e-2)
+    for t in (40, 50, 64, 33, 47):
+        first = torch.randint(0, cfg.vocab_size, (1, t), generator=g).cuda()
+        later = torch.randint(0, cfg.vocab_size, (1, 5), generator=g).cuda()
+        want = [model.prefill(first, torch.arange(t, device="cuda"), caches[0])]
+        want.append(model.prefill(later, torch.arange(t, t + 5, device="cuda"), caches[0]))
+        got = [graphed(first, 0).clone(), graphed(later, t).clone()]
+        for w, o in zip(want, got, strict=True):
+            torch.testing.assert_close(o, w, **close)
+        torch.testing.assert_close(caches[1].k[:, :, :, : t + 5], caches[0].k[:, :, :, : t + 5], **close)
+        tok = torch.full((1, 1), 7, device="cuda")
+        for pos in range(t + 5, t + 8):
+            p = torch.tensor([pos], device="cuda")
+            torch.testing.assert_close(
+                model.decode(tok, p, caches[1]), model.decode(tok, p, caches[0]), **close
+            )
+    assert set(graphed.graphs) == {(1, 64, True), (1, 64, False)}
+
+
+@cuda
 def test_graphed_prefill_falls_back_to_eager_when_capture_fails():
     """A chunk whose capture fails still returns the right logits, warns once and stays eager."""
     from trico.engine.cuda_graphs import GraphedPrefill
@@ -412,9 +449,9 @@ def test_graphed_prefill_falls_back_to_eager_when_capture_fails():
     model = build_model(cfg, dtype=torch.bfloat16, device="cuda")
     cache = StaticKVCache(cfg, 1, 32, torch.bfloat16, "cuda")
 
-    def host_syncing_prefill(tokens, positions):
+    def host_syncing_prefill(tokens, positions, last):
         int(positions[0])  # a host read: not allowed while a stream is captured
-        return model.prefill(tokens, positions, cache)
+        return model.prefill(tokens, positions, cache, last)
 
     graphed = GraphedPrefill(host_syncing_prefill, cache)
     tokens = torch.randint(0, cfg.vocab_size, (1, 12), device="cuda")

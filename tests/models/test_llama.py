@@ -47,6 +47,26 @@ def test_prefill_then_decode_equals_full_forward():
         assert torch.allclose(step, full[:, pos], atol=1e-5)
 
 
+@torch.no_grad()
+def test_prefill_of_a_right_padded_chunk_gives_the_unpadded_logits_and_cache():
+    """A chunk padded past its last real token (a replayed graph's shape) with last_index: the real tokens'
+    logits and cache entries are the unpadded chunk's, and decoding on overwrites the padding's entries."""
+    model = tiny_model(seed=5)
+    g = torch.Generator().manual_seed(5)
+    tokens = torch.randint(0, model.config.vocab_size, (2, 9), generator=g)
+    padded = torch.cat([tokens, torch.randint(0, model.config.vocab_size, (2, 7), generator=g)], 1)
+    plain, pad = StaticKVCache(model.config, 2, 32), StaticKVCache(model.config, 2, 32)
+    want = model.prefill(tokens, torch.arange(9), plain)
+    got = model.prefill(padded, torch.arange(16), pad, last_index=torch.tensor([8]))
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(pad.k[:, :, :, :9], plain.k[:, :, :, :9])
+    for pos in (9, 10):
+        tok = torch.tensor([[3], [4]])
+        torch.testing.assert_close(
+            model.decode(tok, torch.tensor([pos]), pad), model.decode(tok, torch.tensor([pos]), plain)
+        )
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @torch.no_grad()
 def test_half_precision_runs_close_to_fp32(dtype):

@@ -26,8 +26,12 @@ from dataclasses import dataclass
 import torch
 
 Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Prefill = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""(tokens [B, T], positions [T]) -> logits of the last position [B, vocab]."""
+Prefill = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+"""(tokens [B, T], positions [T], index of the last real token [1] or None) -> its logits [B, vocab]."""
+
+PREFILL_BUCKET = 64
+"""A replayed prompt chunk is right-padded to a multiple of this many tokens, so chunks of nearby lengths
+(a chat's turns) share one graph; eager runs are not padded."""
 
 PREFILL_GRAPHS = True
 """Replay prompt chunks of a repeated shape from CUDA graphs (False: always eager; for A/B runs)."""
@@ -84,8 +88,9 @@ def prefill_graphs(enabled: bool) -> Iterator[None]:
 @dataclass
 class _PrefillGraph:
     graph: torch.cuda.CUDAGraph
-    tokens: torch.Tensor
+    tokens: torch.Tensor  # [B, padded length]
     positions: torch.Tensor
+    last: torch.Tensor  # [1]: index of the last real token
     logits: torch.Tensor
 
 
@@ -94,8 +99,10 @@ class GraphedPrefill:
     captured on its second call (after a warm-up run on a side stream, whose result it returns),
     replayed from then on.
 
-    The cache must say which chunks start at position 0 (`cache.mark_first_chunk`), since a graph
-    cannot read the positions on the host. Up to `max_graphs` graphs are kept, least recently used
+    A graph runs the chunk right-padded to a multiple of `PREFILL_BUCKET` tokens (where the cache has
+    room) and takes the logits of its last real token (`Transformer.prefill`'s `last_index`), so lengths in
+    one bucket share it. The cache must say which chunks start at position 0 (`cache.mark_first_chunk`),
+    since a graph cannot read the positions on the host. Up to `max_graphs` graphs are kept, least recently used
     dropped first; they share one memory pool, so the logits a replay returns are valid until the
     next call. A shape whose capture fails (an op that cannot be captured) runs eagerly from then on,
     with one warning.
@@ -113,30 +120,38 @@ class GraphedPrefill:
 
     def __call__(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
         """Logits of the last position [B, vocab] after writing tokens [B, T] at start..start+T-1."""
-        t = tokens.shape[1]
-        key = (tuple(tokens.shape), start == 0)
+        b, t = tokens.shape
+        padded = -(-t // PREFILL_BUCKET) * PREFILL_BUCKET
+        if start + padded > self.cache.max_len:
+            padded = t
+        key = (b, padded, start == 0)
         entry = self.graphs.get(key) if PREFILL_GRAPHS else None
         if entry is None:
             self.seen[key] = self.seen.get(key, 0) + 1
             eager = not (PREFILL_GRAPHS and tokens.is_cuda) or key in self.eager_only
             if eager or self.seen[key] <= self.captures_after:
-                return self.prefill(tokens, torch.arange(start, start + t, device=tokens.device))
+                return self.prefill(tokens, torch.arange(start, start + t, device=tokens.device), None)
             return self._capture(key, tokens, start)
         self.graphs.move_to_end(key)
-        entry.tokens.copy_(tokens)
+        entry.tokens[:, :t].copy_(tokens)  # the padding keeps whatever ids it held: its results are unused
+        entry.last.fill_(t - 1)
         if start != 0:
-            torch.arange(start, start + t, device=tokens.device, out=entry.positions)
+            torch.arange(start, start + padded, device=tokens.device, out=entry.positions)
         entry.graph.replay()
         return entry.logits
 
     def _capture(self, key: tuple, tokens: torch.Tensor, start: int) -> torch.Tensor:
-        """Run the chunk on a side stream (lazy initialisations happen there), then capture it."""
-        static_tokens = tokens.clone()
-        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+        """Run the padded chunk on a side stream (lazy initialisations happen there), then capture it."""
+        b, t = tokens.shape
+        padded = key[1]
+        static_tokens = torch.zeros(b, padded, dtype=tokens.dtype, device=tokens.device)
+        static_tokens[:, :t].copy_(tokens)
+        positions = torch.arange(start, start + padded, device=tokens.device)
+        last = torch.full((1,), t - 1, dtype=torch.long, device=tokens.device)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            logits = self.prefill(static_tokens, positions).clone()
+            logits = self.prefill(static_tokens, positions, last).clone()
         torch.cuda.current_stream().wait_stream(side)
         if len(self.graphs) >= self.max_graphs:
             self.graphs.popitem(last=False)
@@ -147,15 +162,15 @@ class GraphedPrefill:
             self.cache.mark_first_chunk(positions)
         try:
             with torch.cuda.graph(graph, pool=self.pool):
-                out = self.prefill(static_tokens, positions)
+                out = self.prefill(static_tokens, positions, last)
         except RuntimeError as exc:  # the warm-up's logits are right; only the replay is lost
             self.eager_only.add(key)
             warnings.warn(
-                f"prompt chunks of shape {key[0]} run eagerly: CUDA graph capture failed ({exc})",
+                f"prompt chunks of shape {key[:2]} run eagerly: CUDA graph capture failed ({exc})",
                 stacklevel=2,
             )
             return logits
-        self.graphs[key] = _PrefillGraph(graph, static_tokens, positions, out)
+        self.graphs[key] = _PrefillGraph(graph, static_tokens, positions, last, out)
         return logits
 
 

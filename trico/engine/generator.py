@@ -48,9 +48,12 @@ class Generator:
         return self.sampler(logits)
 
     @torch.no_grad()
-    def prefill_at(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
-        """The model's prefill of tokens [B, T] at input_pos [T] into the cache: last logits [B, vocab]."""
-        return self.model.prefill(tokens, input_pos, self.cache)
+    def prefill_at(
+        self, tokens: torch.Tensor, input_pos: torch.Tensor, last_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The model's prefill of tokens [B, T] at input_pos [T] into the cache: last logits [B, vocab]
+        (those of position `last_index` for a right-padded chunk)."""
+        return self.model.prefill(tokens, input_pos, self.cache, last_index)
 
     def _prefill_chunk(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
         """`prefill_at` positions start..start+T-1, run eagerly."""

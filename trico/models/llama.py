@@ -195,11 +195,13 @@ class Transformer(nn.Module):
         input_pos: torch.Tensor | None = None,
         cache: KVCacheLike | None = None,
         last_only: bool = False,
+        last_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits [B, T, vocab] (or [B, 1, vocab] with last_only) for tokens [B, T] at input_pos [T].
 
         Without a cache the chunk attends causally to itself (positions 0..T-1), which is what
-        perplexity evaluation needs; with a cache the chunk is appended at input_pos.
+        perplexity evaluation needs; with a cache the chunk is appended at input_pos. With last_only and
+        `last_index` (a device tensor [1]) the logits are those of that position instead of the last.
         """
         if input_pos is None:
             input_pos = torch.arange(tokens.shape[1], device=tokens.device)
@@ -208,12 +210,23 @@ class Transformer(nn.Module):
         for layer in self.model.layers:
             h = layer(h, cos, sin, input_pos, cache)
         if last_only:
-            h = h[:, -1:, :]
+            h = h[:, -1:, :] if last_index is None else h.index_select(1, last_index)
         return head_logits(self.lm_head, self.model.norm(h))
 
-    def prefill(self, tokens: torch.Tensor, input_pos: torch.Tensor, cache: KVCacheLike) -> torch.Tensor:
-        """Run a prompt chunk through the cache; return the last position's logits [B, vocab]."""
-        return self.forward(tokens, input_pos, cache, last_only=True)[:, -1, :]
+    def prefill(
+        self,
+        tokens: torch.Tensor,
+        input_pos: torch.Tensor,
+        cache: KVCacheLike,
+        last_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run a prompt chunk through the cache; return the last position's logits [B, vocab].
+
+        A chunk right-padded to a fixed length (a replayed graph's shape) passes the index of its last real
+        token as `last_index` [1]: causal attention keeps the padding out of the real tokens' results, and
+        what it writes into the cache past them is overwritten before anything attends to it.
+        """
+        return self.forward(tokens, input_pos, cache, last_only=True, last_index=last_index)[:, -1, :]
 
     def decode(self, token: torch.Tensor, input_pos: torch.Tensor, cache: KVCacheLike) -> torch.Tensor:
         """One decode step: token [B, 1] at input_pos [1]; logits [B, vocab]. Graph-capturable."""

@@ -62,8 +62,8 @@ def add_grid_arguments(p: argparse.ArgumentParser, models: str, formats: str, ba
         help="time HF transformers' static-cache compiled decode in the same run",
     )
     p.add_argument(
-        "--mode", default="graph", choices=["graph", "compile", "eager"], help="decode step: CUDA graph (default), "
-        "torch.compile reduce-overhead, or eager"
+        "--mode", default="graph", choices=["graph", "compile", "eager"], help="decode step: CUDA graph (default; "
+        "repeated prompt shapes replay graphs too), torch.compile reduce-overhead, or eager"
     )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cuda or cpu")
     p.add_argument(

@@ -95,7 +95,7 @@ class _PrefillGraph:
 
 
 class GraphedPrefill:
-    """Prompt chunks on CUDA: eager the first time a (batch, length, first chunk or not) shape comes,
+    """Prompt chunks on CUDA: eager the first time a (batch, padded length, first chunk or not) shape comes,
     captured on its second call (after a warm-up run on a side stream, whose result it returns),
     replayed from then on.
 

@@ -6,11 +6,14 @@ i.e. the launches' CPU time and any host syncs), then profiles one under
 torch.profiler. `--attention causal,masked` compares a prompt's first chunk attending causally over
 its own positions (flash kernels, trico.engine.kv_cache.CAUSAL_PREFILL) with the boolean mask over
 the whole cache buffer, in the same run; `--graph on,off` the prompt replayed from a CUDA graph (the
-engine's `GraphedPrefill`, captured on the warm-up's repeat) with every launch made from Python.
+engine's `GraphedPrefill`, captured on the warm-up's repeat) with every launch made from Python;
+`--prompt-kernel rule,dequant` quantized projections as dispatch picks them (the tensor-core kernel for
+short prompts, `dispatch.prompt_tc_choice`) against dequantize + cuBLAS for every prompt.
 
 Example (on the GPU machine):
     python benchmarks/profile_prefill.py --model llama-2-7b --formats bf16,w8a8 --attention causal,masked
     python benchmarks/profile_prefill.py --model llama-3-8b --formats bf16,int4-g128 --graph on,off
+    python benchmarks/profile_prefill.py --formats int4-g128 --tokens 100,256 --graph on --prompt-kernel rule,dequant
 """
 
 from __future__ import annotations
@@ -40,16 +43,16 @@ from trico.engine.benchmark import (  # noqa: E402
 from trico.engine.cuda_graphs import GraphedPrefill  # noqa: E402
 from trico.engine.fused import fuse_model_  # noqa: E402
 from trico.engine.kv_cache import StaticKVCache  # noqa: E402
+from trico.kernels import dispatch  # noqa: E402
 
 
 @torch.no_grad()
 def profile_prefill(  # noqa: ANN001
     model, fmt: str, tokens: int, causal: bool, repeats: int = 5, host_top: int = 0, graph: bool = False
 ) -> dict:
-    """Wall time and per-kernel time of one batch-1 prefill of one weight format (and, with `host_top`,
-    the functions that took the most host time under cProfile); `graph`: replayed from a CUDA graph."""
-    originals = swap_linears(model, parse_scheme(fmt))
-    fuse_model_(model)
+    """Wall time and per-kernel time of one batch-1 prefill of the model in weight format `fmt` (swapped in by
+    the caller; and, with `host_top`, the functions that took the most host time under cProfile); `graph`:
+    replayed from a CUDA graph."""
     config = model.config
     # room for the graph's padding to a whole bucket, as a Generator's cache longer than the prompt has
     room = -(-tokens // cuda_graphs.PREFILL_BUCKET) * cuda_graphs.PREFILL_BUCKET
@@ -83,7 +86,6 @@ def profile_prefill(  # noqa: ANN001
             torch.cuda.synchronize()
     finally:
         kv_cache.CAUSAL_PREFILL = saved
-        restore_linears(model, originals)
     per_name: dict[str, list[float]] = defaultdict(list)
     for ev in prof.events():
         if ev.device_type == torch.autograd.DeviceType.CUDA and ev.device_time_total > 0:
@@ -137,10 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="llama-2-7b")
     p.add_argument("--formats", default="bf16", help="comma-separated benchmark formats (decode.py's names)")
-    p.add_argument("--tokens", default=2048, type=int, help="prompt length")
+    p.add_argument("--tokens", default="2048", help="prompt lengths, comma-separated")
     p.add_argument("--attention", default="causal", help="comma-separated: causal, masked")
     p.add_argument("--top", default=12, type=int, help="kernels to print per run")
     p.add_argument("--graph", default="off", help="comma-separated: on (CUDA-graph replay), off")
+    p.add_argument(
+        "--prompt-kernel",
+        default="rule",
+        help="comma-separated: rule (dispatch's choice), rule-nopdl (the same, the prompt's tensor-core "
+        "launches without PDL), dequant (dequantize + cuBLAS for every prompt)",
+    )
     p.add_argument(
         "--host-top", default=0, type=int, help="also list this many functions by host time (cProfile)"
     )
@@ -155,24 +163,38 @@ def main(argv: list[str] | None = None) -> int:
     graphs = args.graph.split(",")
     if set(graphs) - {"on", "off"}:
         p.error(f"--graph takes on and/or off, not {args.graph!r}")
+    kernels = args.prompt_kernel.split(",")
+    if set(kernels) - {"rule", "rule-nopdl", "dequant"}:
+        p.error(f"--prompt-kernel takes rule, rule-nopdl and/or dequant, not {args.prompt_kernel!r}")
+    lengths = [int(t) for t in args.tokens.split(",")]
     model = build_random_model(model_config(args.model), torch.device("cuda"))
     rows = []
+    runs = [(m, g, k, t) for m in modes for g in graphs for k in kernels for t in lengths]
     for fmt in args.formats.split(","):
-        for mode, graph in ((m, g) for m in modes for g in graphs):
-            r = profile_prefill(
-                model, fmt, args.tokens, mode == "causal", host_top=args.host_top, graph=graph == "on"
-            )
+        originals = swap_linears(model, parse_scheme(fmt))
+        fuse_model_(model)
+        for mode, graph, kernel, tokens in runs:
+            dispatch.PROMPT_TENSOR_CORES = kernel != "dequant"
+            dispatch.PROMPT_PDL = kernel != "rule-nopdl"
+            try:
+                r = profile_prefill(
+                    model, fmt, tokens, mode == "causal", host_top=args.host_top, graph=graph == "on"
+                )
+            finally:
+                dispatch.PROMPT_TENSOR_CORES = dispatch.PROMPT_PDL = True
+            r["prompt_kernel"] = kernel
             rows.append(r)
-            print(f"{fmt:<10} {mode:<7} graph {graph:<3} prefill {args.tokens}: {r['wall_ms']:.2f} ms ({r['TFLOPs']:.0f} TFLOP/s), "
-                  f"kernels {r['kernel_ms']:.2f} ms, host {r['host_ms']:.2f} ms")  # fmt: skip
+            print(f"{fmt:<10} {mode:<7} graph {graph:<3} {kernel:<7} prefill {tokens}: {r['wall_ms']:.2f} ms "
+                  f"({r['TFLOPs']:.0f} TFLOP/s), kernels {r['kernel_ms']:.2f} ms, host {r['host_ms']:.2f} ms")  # fmt: skip
             for k in r["kernels"][: args.top]:
                 print(f"    {k['ms']:8.3f} ms  {k['calls']:5d}x  {k['name']}")
             for f in r["host_functions"]:
                 print(
                     f"    host {f['own_ms']:8.3f} ms own {f['total_ms']:8.3f} total {f['calls']:6d}x  {f['function']}"
                 )
-    if args.out:
-        Path(args.out).write_text(json.dumps({"model": args.model, "runs": rows}, indent=1))
+        restore_linears(model, originals)
+        if args.out:  # after each format, so a run cut short keeps what it measured
+            Path(args.out).write_text(json.dumps({"model": args.model, "runs": rows}, indent=1))
     return 0
 
 

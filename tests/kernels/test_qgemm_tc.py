@@ -54,6 +54,29 @@ def test_tc_qmm_word_order_tiles_match_reference(fmt, group, sym, cfg):
     assert _rel(got, qlinear_reference(x, q, s, m, fmt, group, 256)) < 1e-2
 
 
+@pytest.mark.parametrize(
+    "fmt,group,sym", [("int8", 0, True), ("uint4", 64, True), ("uint4", 64, False), ("tern2", 0, True)]
+)
+@pytest.mark.parametrize("cfg", [TcConfig(16, 64, block_m=16), TcConfig(128, 64, block_m=32)])
+def test_tc_qmm_prompt_rows_tile_x(fmt, group, sym, cfg):
+    """Past 64 rows (a prompt) programs take block_m rows of x each; the last row tile and weight tile are part-full."""
+    q, s, m = random_packed(fmt, 136, 256, group, sym, seed=13)
+    x = torch.randn(70, 256, generator=torch.Generator().manual_seed(13)).to(torch.bfloat16)
+    res = torch.randn(70, 136, generator=torch.Generator().manual_seed(14)).to(torch.bfloat16)
+    pw = pack_for_kernel(*_dev(q, s, m), fmt, group, 256)
+    want = qlinear_reference(x, q, s, m, fmt, group, 256)
+    assert _rel(tc_qmm(x.to(DEV), pw, cfg).cpu(), want) < 1e-2
+    got = tc_qmm(x.to(DEV), pw, cfg, residual=res.to(DEV)).cpu()
+    assert _rel(got, want.float() + res.float()) < 1e-2
+
+
+def test_tc_qmm_refuses_prompt_rows_without_a_row_tile():
+    q, s, m = random_packed("uint4", 16, 128, 64, True)
+    pw = pack_for_kernel(*_dev(q, s, m), "uint4", 64, 128)
+    with pytest.raises(AssertionError, match="block_m"):
+        tc_qmm(torch.zeros(65, 128, dtype=torch.bfloat16, device=DEV), pw, TcConfig(16, 64))
+
+
 def test_tc_qmm_is_within_one_rounding_of_the_exact_product():
     """Against a float64 product the only error left is the bf16 rounding of the output."""
     q, s, m = random_packed("uint4", 64, 256, 64, True, seed=3)

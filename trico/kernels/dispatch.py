@@ -1,4 +1,5 @@
-"""Which kernel runs a QLinear on CUDA: the packed skinny GEMM for decode, dequantize + cuBLAS for prefill."""
+"""Which kernel runs a QLinear on CUDA: the packed skinny GEMM for decode and short prompts, dequantize +
+cuBLAS for long prompts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from trico.kernels import a8_enabled, fused_path, kernels_enabled
+from trico.kernels import a8_enabled, fused_path, kernels_enabled, programmatic_launch
 from trico.kernels import qlinear as qk
 from trico.kernels.epilogue import gate_rows_ok
 from trico.kernels.gemv import GEMV_BITS, GemvWordConfig, gemv_supported, gemv_words
@@ -34,7 +35,22 @@ from trico.kernels.qgemm_tc import TC_BITS, TcConfig, tc_qmm, tc_supported
 from trico.kernels.w8a8 import w8a8_linear, w8a8_supported
 
 DECODE_MAX_ROWS = 64
-"""Up to this many rows of x the fused kernel streams the packed weight; above, dequantize + cuBLAS."""
+"""Up to this many rows of x one program of the decode kernels takes them all; above, a prompt's
+rows are tiled (`prompt_tc_choice`) or the weight is dequantized for cuBLAS."""
+
+PROMPT_TENSOR_CORES = True
+"""Whether prompts above DECODE_MAX_ROWS rows may take the tensor-core kernel (False: always dequantize
++ cuBLAS, for same-run A/B timing)."""
+
+PROMPT_PDL = False
+"""Whether a prompt's tensor-core launches use programmatic dependent launch (True for A/B timing).
+
+Off: a 100-token prompt replayed from a CUDA graph (H200, `profile_prefill.py --prompt-kernel
+rule,rule-nopdl,dequant`, benchmarks/results/profile-prefill-prompt-tc-llama{2,3}-h200.json) took, in ms,
+Llama-2-7B int8 10.36 with PDL / 8.60 without / 11.06 dequantize + cuBLAS, int4-g128 9.96 / 9.86 / 11.26,
+tern2 8.04 / 8.15 / 10.29; Llama-3-8B int8 13.05 / 10.63 / 11.93, int4-g128 12.36 / 10.66 / 12.08, tern2
+8.91 / 9.20 / 11.03. Our reading (not profiled): a prompt's grids hold hundreds of programs, and those
+scheduled early sit on SM slots waiting while the kernel before them still has programs to place."""
 
 
 def packed_view(module: torch.nn.Module) -> qk.PackedWeight:
@@ -170,6 +186,33 @@ def tensor_core_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
     return TcConfig(
         64 if split > 1 or pw.n > 4096 else 32, block_k, 4, 3 if pw.n <= 4096 else stages, 1, split
     )
+
+
+PROMPT_TC_MAX_ROWS = 128
+"""Prompt rows up to which `prompt_tc_choice` takes the tensor-core kernel."""
+
+
+def prompt_tc_choice(pw: qk.PackedWeight, m: int) -> TcConfig | None:
+    """The tensor-core launch shape for a prompt of m > DECODE_MAX_ROWS rows, or None (dequantize + cuBLAS).
+
+    From the H200 sweep of both paths over Llama-2-7B's four layer shapes at 128-1024 rows
+    (benchmarks/results/prompt-gemm-h200.json, `benchmarks/prompt_gemm.py`): at 128 rows 64-row tiles of
+    x and of the weight, 4 warps, 3 stages ran int8, g128 4-bit and tern2 layers at 0.66-1.00x the time of
+    dequantize + cuBLAS (within 6% of the best of 16 swept shapes); at 256 rows every shape was slower
+    than dequantize + cuBLAS (1.05-1.43x at best), since past ~128 rows the kernel is bound by its
+    tensor-core issue (~150-250 TFLOP/s against cuBLAS's ~450) rather than by bytes. Llama-3-8B's three
+    other shapes (prompt-gemm-llama3-h200.json, 128 and 256 rows): 0.68-1.05x at 128 rows (int8's 6144-row
+    QKV the one above 1), every format faster over a layer. Asymmetric 4-bit codes (mins) lost at 128 rows
+    on three of the four Llama-2 shapes and stay on cuBLAS; 3-bit and tern1.6 codes, unpacked by Triton
+    ops, were not swept. A whole prompt: see PROMPT_PDL.
+    """
+    bits = TC_BITS.get(pw.fmt)
+    if not (PROMPT_TENSOR_CORES and tc_supported(pw)) or pw.mins is not None or bits not in (8, 4, 2):
+        return None
+    if m > PROMPT_TC_MAX_ROWS:
+        return None
+    step = 128 if pw.scale_mode in (0, 1) else pw.group_size
+    return TcConfig(64, step, 4, 3, block_m=64)
 
 
 def word_gemv_choice(pw: qk.PackedWeight, m: int) -> GemvWordConfig | None:
@@ -380,6 +423,9 @@ def qlinear_forward(
         y = gemv_a8(x2, pw, a8, residual=res2, quantized=quantized)
     elif half2 is not None:
         y = gemv_half2(x2, pw, half2, residual=res2)
+    elif tc is not None and m > DECODE_MAX_ROWS and not PROMPT_PDL:
+        with programmatic_launch(False):
+            y = tc_qmm(x2, pw, tc, residual=res2)
     elif tc is not None:
         y = tc_qmm(x2, pw, tc, residual=res2)
     elif words is not None:
@@ -407,7 +453,10 @@ def _decode_kernels(
     fast = fused_path(x2) and a8 is None
     # the f16x2 GEMV reads x with 16-byte vector loads of its own: an offset view of x cannot take it
     half2 = half2_choice(pw, m, x2.dtype) if fast and half2_aligned(x2) else None
-    tc = tensor_core_choice(pw, m) if fast and half2 is None and m <= DECODE_MAX_ROWS else None
+    if m > DECODE_MAX_ROWS:
+        tc = prompt_tc_choice(pw, m) if fast else None
+    else:
+        tc = tensor_core_choice(pw, m) if fast and half2 is None else None
     words = word_gemv_choice(pw, m) if fast and half2 is None and tc is None else None
     return a8, half2, tc, words
 

@@ -35,6 +35,7 @@ spare slots (one scale per row only; grouped tern1.6 stays on `qlinear.qmm`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import torch
@@ -89,6 +90,10 @@ class TcConfig:
     """Grouped weights: groups handled per loop step (more bytes in flight per step)."""
     split_k: int = 1
     """Programs along K, summed with fp32 atomics (fills the GPU when N is small)."""
+    block_m: int = 0
+    """Rows of x a program takes; 0: all of them (M rounded up to a power of two, at least 16). Prompts
+    above 64 rows set it, and the programs sharing a weight tile then run next to each other, so the
+    tile is read from DRAM once and from L2 by the others."""
 
 
 ASM_UNPACK = True
@@ -118,6 +123,7 @@ def word_code_order(bits: int) -> list[list[int]]:
     return [[4 * (t // 2 + 2 * (t % 2)) + p for t in range(4)] for p in range(4)]
 
 
+@functools.cache  # built once per pattern: word order took ~60 us of host time a launch (torch scalars)
 def unpack_asm(
     bits: int, fp16: bool, offset: int, signed8: bool, word_order: bool = False
 ) -> tuple[str, str]:
@@ -393,9 +399,12 @@ if triton is not None:
         # Grouped weights: BLOCK_K is the group and a step covers GROUPS_PER_STEP groups. One scale per
         # row: BLOCK_K is free and the row sums of x are accumulated elementwise, reduced once. K counts
         # code slots: for tern1.6 (BITS 1) 8 a byte, 5 of them codes (x's KX columns), the rest meet zeros.
-        pid_n = tl.program_id(0)
+        # Row tiles of x vary fastest: the programs that read one weight tile are scheduled together.
+        tile = tl.program_id(0)
+        m_tiles = tl.cdiv(M, BLOCK_M)
+        pid_m = tile % m_tiles
+        pid_n = tile // m_tiles
         pid_k = tl.program_id(1)
-        pid_m = tl.program_id(2)
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
@@ -475,7 +484,6 @@ if triton is not None:
             if HAS_MIN:
                 mn = tl.load(m_ptr + offs_n * stride_sn, mask=mask_n, other=0.0).to(tl.float32)
                 acc += tl.sum(xacc, axis=1)[:, None] * mn[None, :]
-        tile = pid_m * tl.num_programs(0) + pid_n
         store_output(y_ptr, ws_ptr, cnt_ptr, res, y_offs, ymask, acc, tile, SPLIT_K, HAS_RES)
 
 
@@ -511,8 +519,9 @@ def tc_qmm(
     residual: torch.Tensor | None = None,
     out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """y [M, N] = x [M, K] @ W^T (+ residual) through the tensor cores, streaming the packed weight once (M <= 64).
+    """y [M, N] = x [M, K] @ W^T (+ residual) through the tensor cores, streaming the packed weight once.
 
+    Up to 64 rows one program takes all of x; more rows need a `config` with `block_m` (a prompt).
     y is in x's dtype unless `out_dtype` (e.g. float32: the fp32 accumulator, not rounded) says otherwise.
     """
     assert triton is not None, "Triton is not installed"
@@ -521,16 +530,9 @@ def tc_qmm(
     )
     assert x.dim() == 2 and x.shape[1] == pw.k and x.stride(1) == 1, f"x must be [M, {pw.k}], contiguous in K"
     m = x.shape[0]
-    assert 1 <= m <= 64, f"the decode kernel takes 1..64 rows, got {m}"
     config = config or tc_default_config(pw, m)
-    key = (
-        pw.fmt,
-        pw.scale_mode,
-        pw.group_size,
-        pw.mins is not None,
-        max(16, triton.next_power_of_2(m)),
-        config,
-    )
+    assert 1 <= m <= 64 or config.block_m, f"above 64 rows (got {m}) the launch shape must set block_m"
+    key = (pw.fmt, pw.scale_mode, pw.group_size, pw.mins is not None, _block_m(m, config), config)
     config = _FITTED.get(key, config)
     while True:
         try:
@@ -560,6 +562,11 @@ def _smaller(config: TcConfig, per_row: bool) -> TcConfig | None:
     return None
 
 
+def _block_m(m: int, config: TcConfig) -> int:
+    """Rows of x one program takes."""
+    return config.block_m or max(16, triton.next_power_of_2(m))
+
+
 def _launch(
     x: torch.Tensor,
     pw: PackedWeight,
@@ -576,7 +583,7 @@ def _launch(
     assert bits == 1 or pw.k % block_k == 0, f"block_k {block_k} must divide K={pw.k}"
     if x.dtype == torch.float32:
         x = x.to(torch.bfloat16)  # the tensor cores take 16-bit operands; accumulation stays fp32
-    block_m = max(16, triton.next_power_of_2(m))
+    block_m = _block_m(m, config)
     units = pw.units if bits == 16 else pw.units.view(torch.uint8)
     if bits == 3:  # read as int32 words (_unpack3): rows of 3K/8 bytes are whole words when K % 32 == 0
         units = units.view(torch.int32)
@@ -594,8 +601,8 @@ def _launch(
     word_order = bits in (2, 4) and config.block_n >= WORD_ORDER_ROWS
     if ASM_UNPACK and not INTERPRET and (bits == 8 or bits == 4 or word_order):  # 2-bit K order: no faster
         asm, constraints = unpack_asm(bits, fp16, offset, pw.fmt == "int8", word_order)
-    grid = (triton.cdiv(pw.n, config.block_n), split, triton.cdiv(m, block_m))
-    tiles = grid[0] * grid[2]
+    grid = (triton.cdiv(pw.n, config.block_n) * triton.cdiv(m, block_m), split)
+    tiles = grid[0]
     ws, cnt = split_workspace(x.device, m * pw.n, tiles) if split > 1 else (y, y)
     _tc_kernel[grid](
         x,

@@ -126,6 +126,7 @@ def compile_tc(bits: int, block_n: int, block_k: int, warps: int, stages: int, g
         "ASM": asm,
         "CONSTRAINTS": cons,
         "WORD_ORDER": word_order,
+        "ROW_TILES": False,
         "PDL": 1,
     }
     pointers = {

@@ -393,18 +393,25 @@ if triton is not None:
         ASM: tl.constexpr,
         CONSTRAINTS: tl.constexpr,
         WORD_ORDER: tl.constexpr,
+        ROW_TILES: tl.constexpr,
         PDL: tl.constexpr,
     ):
         wait_for_producer(PDL)
         # Grouped weights: BLOCK_K is the group and a step covers GROUPS_PER_STEP groups. One scale per
         # row: BLOCK_K is free and the row sums of x are accumulated elementwise, reduced once. K counts
         # code slots: for tern1.6 (BITS 1) 8 a byte, 5 of them codes (x's KX columns), the rest meet zeros.
-        # Row tiles of x vary fastest: the programs that read one weight tile are scheduled together.
-        tile = tl.program_id(0)
-        m_tiles = tl.cdiv(M, BLOCK_M)
-        pid_m = tile % m_tiles
-        pid_n = tile // m_tiles
         pid_k = tl.program_id(1)
+        if (
+            ROW_TILES
+        ):  # a prompt: row tiles of x vary fastest, so programs that read one weight tile run together
+            tile = tl.program_id(0)
+            m_tiles = tl.cdiv(M, BLOCK_M)
+            pid_m = tile % m_tiles
+            pid_n = tile // m_tiles
+        else:  # decode: one row tile
+            pid_n = tl.program_id(0)
+            pid_m = 0
+            tile = pid_n
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
@@ -637,6 +644,7 @@ def _launch(
         ASM=asm,
         CONSTRAINTS=constraints,
         WORD_ORDER=word_order,
+        ROW_TILES=bool(config.block_m),
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch_kwargs(x),

@@ -8,7 +8,8 @@ its own positions (flash kernels, trico.engine.kv_cache.CAUSAL_PREFILL) with the
 the whole cache buffer, in the same run; `--graph on,off` the prompt replayed from a CUDA graph (the
 engine's `GraphedPrefill`, captured on the warm-up's repeat) with every launch made from Python;
 `--prompt-kernel rule,dequant` quantized projections as dispatch picks them (the tensor-core kernel for
-short prompts, `dispatch.prompt_tc_choice`) against dequantize + cuBLAS for every prompt.
+short prompts, `dispatch.prompt_tc_choice`) against dequantize + cuBLAS for every prompt (`rule-pdl`,
+`rule-nopdl`: the tensor-core launches with and without PDL, whatever `dispatch.PROMPT_PDL` says).
 
 Example (on the GPU machine):
     python benchmarks/profile_prefill.py --model llama-2-7b --formats bf16,w8a8 --attention causal,masked
@@ -146,17 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--prompt-kernel",
         default="rule",
-        help="comma-separated: rule (dispatch's choice), rule-nopdl (the same, the prompt's tensor-core "
-        "launches without PDL), dequant (dequantize + cuBLAS for every prompt)",
+        help="comma-separated: rule (dispatch's choice and defaults), rule-pdl / rule-nopdl (the same, the "
+        "prompt's tensor-core launches with / without PDL), dequant (dequantize + cuBLAS for every prompt)",
     )
     p.add_argument(
         "--host-top", default=0, type=int, help="also list this many functions by host time (cProfile)"
     )
     p.add_argument("--out", default=None, help="write the results JSON here")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("profile_prefill: no CUDA GPU here; nothing to profile", file=sys.stderr)
-        return 2
     modes = args.attention.split(",")
     if set(modes) - {"causal", "masked"}:
         p.error(f"--attention takes causal and/or masked, not {args.attention!r}")
@@ -164,9 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     if set(graphs) - {"on", "off"}:
         p.error(f"--graph takes on and/or off, not {args.graph!r}")
     kernels = args.prompt_kernel.split(",")
-    if set(kernels) - {"rule", "rule-nopdl", "dequant"}:
-        p.error(f"--prompt-kernel takes rule, rule-nopdl and/or dequant, not {args.prompt_kernel!r}")
-    lengths = [int(t) for t in args.tokens.split(",")]
+    if set(kernels) - {"rule", "rule-pdl", "rule-nopdl", "dequant"}:
+        p.error(
+            f"--prompt-kernel takes rule, rule-pdl, rule-nopdl and/or dequant, not {args.prompt_kernel!r}"
+        )
+    try:
+        lengths = [int(t) for t in args.tokens.split(",")]
+    except ValueError:
+        p.error(f"--tokens takes prompt lengths like 100,2048, not {args.tokens!r}")
+    if min(lengths) < 1:
+        p.error(f"--tokens must be positive, not {args.tokens!r}")
+    if not torch.cuda.is_available():
+        print("profile_prefill: no CUDA GPU here; nothing to profile", file=sys.stderr)
+        return 2
     model = build_random_model(model_config(args.model), torch.device("cuda"))
     rows = []
     runs = [(m, g, k, t) for m in modes for g in graphs for k in kernels for t in lengths]
@@ -174,14 +182,15 @@ def main(argv: list[str] | None = None) -> int:
         originals = swap_linears(model, parse_scheme(fmt))
         fuse_model_(model)
         for mode, graph, kernel, tokens in runs:
+            defaults = dispatch.PROMPT_TENSOR_CORES, dispatch.PROMPT_PDL
             dispatch.PROMPT_TENSOR_CORES = kernel != "dequant"
-            dispatch.PROMPT_PDL = kernel != "rule-nopdl"
+            dispatch.PROMPT_PDL = {"rule-pdl": True, "rule-nopdl": False}.get(kernel, dispatch.PROMPT_PDL)
             try:
                 r = profile_prefill(
                     model, fmt, tokens, mode == "causal", host_top=args.host_top, graph=graph == "on"
                 )
             finally:
-                dispatch.PROMPT_TENSOR_CORES = dispatch.PROMPT_PDL = True
+                dispatch.PROMPT_TENSOR_CORES, dispatch.PROMPT_PDL = defaults
             r["prompt_kernel"] = kernel
             rows.append(r)
             print(f"{fmt:<10} {mode:<7} graph {graph:<3} {kernel:<7} prefill {tokens}: {r['wall_ms']:.2f} ms "

@@ -93,28 +93,34 @@ def run_case(label: str, fmt: str, group: int, sym: bool, n: int, k: int, rows: 
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the grid, write JSON as it goes."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", default="96,128,192,256,384,512,1024", help="prompt rows, comma-separated")
     p.add_argument("--shapes", default=",".join(f"{n}x{k}" for n, k in SHAPES[:4]), help="NxK,NxK,...")
     p.add_argument("--formats", default=",".join(PROMPT_FORMATS))
     p.add_argument("--out", default="benchmarks/results/prompt-gemm.json")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    wanted = args.formats.split(",")
+    unknown = set(wanted) - {f[0] for f in FORMATS}
+    if unknown:
+        p.error(f"unknown formats {sorted(unknown)}")
+    try:
+        rows = [int(v) for v in args.rows.split(",")]
+        shapes = [tuple(int(v) for v in nk.split("x")) for nk in args.shapes.split(",")]
+    except ValueError:
+        p.error(
+            f"--rows takes counts like 128,256 and --shapes NxK pairs like 4096x4096, not {args.rows!r} / {args.shapes!r}"
+        )
     if not torch.cuda.is_available():
         print("prompt_gemm: no CUDA GPU here; nothing to time", file=sys.stderr)
         return 2
     torch.manual_seed(0)
     results = {"gpu": torch.cuda.get_device_name(), "copy_GBps": copy_gbps(), "cases": []}
-    wanted = args.formats.split(",")
-    unknown = set(wanted) - {f[0] for f in FORMATS}
-    if unknown:
-        p.error(f"unknown formats {sorted(unknown)}")
-    rows = [int(v) for v in args.rows.split(",")]
     for label, fmt, group, sym in FORMATS:
         if label not in wanted:
             continue
-        for n, k in [tuple(int(v) for v in nk.split("x")) for nk in args.shapes.split(",")]:
+        for n, k in shapes:
             results["cases"] += run_case(label, fmt, group, sym, n, k, rows)
             Path(args.out).write_text(json.dumps(results, indent=1))
     return 0

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
         "tc_x_dtype.py",
         "profile_decode.py",
         "profile_prefill.py",
+        "prompt_gemm.py",
         "grid_barrier_cost.py",
         "qmm_tuned.py",
         "w8a8_prefill.py",
@@ -35,3 +36,25 @@ def test_gpu_only_scripts_say_so_without_a_gpu(script, tmp_path):
     assert run.stderr.strip().splitlines()[-1].startswith(f"{script[:-3]}: no CUDA GPU here")
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize(
+    "script,bad",
+    [
+        ("profile_prefill.py", ["--prompt-kernel", "cublas"]),
+        ("profile_prefill.py", ["--tokens", "100,lots"]),
+        ("prompt_gemm.py", ["--rows", "128,many"]),
+        ("prompt_gemm.py", ["--formats", "int9"]),
+    ],
+)
+def test_prompt_scripts_refuse_bad_options(script, bad):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *bad],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2
+    assert "error:" in run.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in run.stderr

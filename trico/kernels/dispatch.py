@@ -46,7 +46,7 @@ PROMPT_PDL = False
 """Whether a prompt's tensor-core launches use programmatic dependent launch (True for A/B timing).
 
 Off: a 100-token prompt replayed from a CUDA graph (H200, `profile_prefill.py --prompt-kernel
-rule,rule-nopdl,dequant`, benchmarks/results/profile-prefill-prompt-tc-llama{2,3}-h200.json) took, in ms,
+rule-pdl,rule-nopdl,dequant`, benchmarks/results/profile-prefill-prompt-tc-llama{2,3}-h200.json) took, in ms,
 Llama-2-7B int8 10.36 with PDL / 8.60 without / 11.06 dequantize + cuBLAS, int4-g128 9.96 / 9.86 / 11.26,
 tern2 8.04 / 8.15 / 10.29; Llama-3-8B int8 13.05 / 10.63 / 11.93, int4-g128 12.36 / 10.66 / 12.08, tern2
 8.91 / 9.20 / 11.03. Our reading (not profiled): a prompt's grids hold hundreds of programs, and those

@@ -401,9 +401,8 @@ if triton is not None:
         # row: BLOCK_K is free and the row sums of x are accumulated elementwise, reduced once. K counts
         # code slots: for tern1.6 (BITS 1) 8 a byte, 5 of them codes (x's KX columns), the rest meet zeros.
         pid_k = tl.program_id(1)
-        if (
-            ROW_TILES
-        ):  # a prompt: row tiles of x vary fastest, so programs that read one weight tile run together
+        # A prompt's row tiles of x vary fastest, so the programs that read one weight tile run together.
+        if ROW_TILES:
             tile = tl.program_id(0)
             m_tiles = tl.cdiv(M, BLOCK_M)
             pid_m = tile % m_tiles

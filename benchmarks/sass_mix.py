@@ -97,12 +97,13 @@ def compile_half2(bits: int, block_n: int, block_w: int, warps: int, group: int,
 
 def compile_tc(bits: int, block_n: int, block_k: int, warps: int, stages: int, group: int, x_dtype: str):  # noqa: ANN201 - CompiledKernel
     """The tensor-core skinny GEMM (`qgemm_tc`) for sm_90 at 16 rows of x with its PTX unpacking: symmetric
-    codes, one scale per row (group 0; block_k codes a step) or per `group` codes (a group a step)."""
+    codes, one scale per row (group 0; block_k codes a step) or per `group` codes (a group a step); bits 16:
+    bf16 weights (the dense skinny GEMM, no unpacking)."""
     from trico.kernels import qgemm_tc
 
     per_row = group == 0
     fp16 = bits == 8 or x_dtype == "fp16"
-    offset = 128 if bits == 8 else 1 << (bits - 1)
+    offset = 128 if bits == 8 else 0 if bits == 16 else 1 << (bits - 1)
     word_order = bits in (2, 4) and block_n >= qgemm_tc.WORD_ORDER_ROWS
     asm, cons = (
         qgemm_tc.unpack_asm(bits, fp16, offset, bits == 8, word_order)
@@ -131,7 +132,8 @@ def compile_tc(bits: int, block_n: int, block_k: int, warps: int, stages: int, g
     }
     pointers = {
         "x_ptr": f"*{'fp16' if x_dtype == 'fp16' else 'bf16'}",
-        "w_ptr": "*i32" if bits == 3 else "*u8",  # 3-bit units are read as whole words
+        # 3-bit units are read as whole words
+        "w_ptr": "*i32" if bits == 3 else f"*{x_dtype}" if bits == 16 else "*u8",
         "y_ptr": f"*{x_dtype}",
     }
     return _compile(qgemm_tc._tc_kernel, consts, warps, stages, pointers)
@@ -241,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         "--bits",
         type=int,
         default=8,
-        choices=[8, 4, 3, 2, 1],
-        help="bits per code (3: uint3, tc only; 1: tern1.6's bytes of 5 codes as 8 slots, tc only)",
+        choices=[16, 8, 4, 3, 2, 1],
+        help="bits per code (3: uint3, tc only; 1: tern1.6's bytes of 5 codes as 8 slots, tc only; 16: bf16 "
+        "weights, tc only)",
     )
     p.add_argument("--block-n", type=int, default=32)
     p.add_argument("--block-w", type=int, default=64)
@@ -266,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.cache is not None:
         return _print_cache(args.cache)
-    if args.kernel == "half2" and args.bits == 8:
+    if args.kernel == "half2" and args.bits in (8, 16):
         p.error("the f16x2 GEMV reads 4- and 2-bit codes only")
+    if args.kernel == "word" and args.bits == 16:
+        p.error("--bits 16 (bf16 weights) is for --kernel tc")
     try:
         if args.kernel == "tc":
             return _print_tc(args)

@@ -109,6 +109,20 @@ def test_the_3_bit_and_1_6_bit_tensor_core_loops_compile_and_read_3_bit_units_as
     assert sum(n for op, n in ops1.items() if op.startswith("HMMA")) == 16
 
 
+def test_the_bf16_one_row_loop_steps_its_addresses_by_adding():
+    """--kernel tc --bits 16 at the one-row bf16 decode shape (dispatch: 32x256 tiles, 2 warps, 5 stages): each
+    cp.async address is the previous one plus the step (IADD3 pairs), not a fresh 64-bit multiply (IMAD.WIDE).
+    An x offset written as k_lo * XK // BLOCK_K made it 246 instructions a step instead of 203 under Triton 3.6
+    and cost 2% of the H200's bf16 decode step (docs/gpu-engine.md, session of 2db82e3)."""
+    out = _sass_mix("--kernel", "tc", "--bits", "16", "--block-n", "32", "--block-k", "256", "--warps", "2",
+                    "--stages", "5")  # fmt: skip
+    _, ops = _mix(out)
+    # 4 n8 tiles x 16 k16 steps / 2 warps; 16 KB of w and 8 KB of x in 16-byte copies by 64 threads
+    assert sum(n for op, n in ops.items() if op.startswith("HMMA")) == 32
+    assert sum(n for op, n in ops.items() if op.startswith("LDGSTS")) == 24
+    assert not any(op.startswith("IMAD.WIDE") for op in ops)
+
+
 def test_the_cache_report_lists_what_a_run_compiled(tmp_path):
     """--cache: the kernel compiled into a fresh Triton cache is listed with its warps and loop."""
     _sass_mix(*HALF2_TILE, "--group", "0", cache=tmp_path)

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
         "grid_barrier_cost.py",
         "qmm_tuned.py",
         "w8a8_prefill.py",
+        "eval_windows.py",
     ],
 )
 def test_gpu_only_scripts_say_so_without_a_gpu(script, tmp_path):
@@ -58,3 +59,17 @@ def test_prompt_scripts_refuse_bad_options(script, bad):
     assert run.returncode == 2
     assert "error:" in run.stderr.strip().splitlines()[-1]
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("bad", [["--models", "llama-9"], ["--formats", "int9"], ["--windows", "0"]])
+def test_eval_windows_refuses_bad_options(bad):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "eval_windows.py"), *bad],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].startswith("eval_windows: ")
+    assert "no CUDA GPU" not in run.stderr and "Traceback" not in run.stderr

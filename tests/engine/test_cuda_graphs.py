@@ -464,3 +464,57 @@ def test_graphed_prefill_falls_back_to_eager_when_capture_fails():
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(graphed(tokens, 0), want)
     assert not graphed.graphs
+
+
+def test_graphed_forward_on_cpu_runs_eagerly():
+    """Without a GPU every window runs the model; nothing is captured."""
+    from trico.engine.cuda_graphs import GraphedForward
+
+    model = build_model(tiny_config())
+    graphed = GraphedForward(model)
+    tokens = torch.randint(0, 256, (1, 12), generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        torch.testing.assert_close(graphed(tokens), model(tokens))
+    assert not graphed.graphs and graphed.seen == {(1, 12): 3}
+
+
+@cuda
+@pytest.mark.parametrize("scheme", [None, "int4-rtn-g32"])
+@torch.no_grad()
+def test_graphed_forward_matches_eager_windows_on_gpu(scheme):
+    """Eager, captured and replayed windows give the eager logits; a new shape gets its own graph."""
+    from trico.engine.cuda_graphs import GraphedForward
+
+    cfg = tiny_config(head_dim=32, n_heads=4, dim=128)
+    model = build_model(cfg, dtype=torch.bfloat16, device="cuda")
+    if scheme:
+        from trico.quant.api import quantize
+
+        quantize(model, scheme, progress=False)
+    fuse_model_(model)
+    graphed = GraphedForward(model)
+    g = torch.Generator().manual_seed(4)
+    for call, t in enumerate((96, 96, 96, 96, 40, 40)):
+        tokens = torch.randint(0, cfg.vocab_size, (1, t), generator=g).cuda()
+        torch.testing.assert_close(graphed(tokens).clone(), model(tokens), rtol=1e-2, atol=1e-2)
+        assert len(graphed.graphs) == [0, 1, 1, 1, 1, 2][call], call
+
+
+@cuda
+def test_graphed_forward_falls_back_to_eager_when_capture_fails():
+    """A window whose capture fails still returns the right logits, warns once and stays eager."""
+    from trico.engine.cuda_graphs import GraphedForward
+
+    model = build_model(tiny_config(head_dim=32, n_heads=4, dim=128), dtype=torch.bfloat16, device="cuda")
+
+    def host_syncing(tokens):
+        int(tokens[0, 0])  # a host read: not allowed while a stream is captured
+        return model(tokens)
+
+    graphed = GraphedForward(host_syncing)
+    tokens = torch.randint(0, 256, (1, 16), device="cuda")
+    graphed(tokens)
+    with pytest.warns(UserWarning, match="run eagerly"):
+        torch.testing.assert_close(graphed(tokens), model(tokens))
+    torch.testing.assert_close(graphed(tokens), model(tokens))
+    assert not graphed.graphs

@@ -97,6 +97,37 @@ def test_eval_on_cuda_runs_the_fused_layers_with_the_same_perplexity():
     assert abs(fused.nll - plain.nll) < 1e-2 * plain.nll
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cache", [None, "static", "int8"])
+def test_graphed_windows_give_the_eager_perplexity_on_cuda(cache):
+    """Windows replayed from a CUDA graph (one cache made once and rewritten) score as eager windows do."""
+    from trico.cli.evaluate import _engine_layers
+    from trico.config import tiny_config
+    from trico.engine.kv_cache import StaticKVCache
+    from trico.engine.kv_cache_int8 import Int8KVCache
+    from trico.models.llama import build_model
+
+    factory = {None: None, "static": StaticKVCache, "int8": Int8KVCache}[cache]
+    model = build_model(tiny_config(head_dim=32, n_heads=4, dim=128), dtype=torch.bfloat16, device="cuda")
+    _engine_layers(model)
+    tokens = torch.randint(0, 256, (900,), generator=torch.Generator().manual_seed(1))
+    run = dict(ctx=128, windows=6, progress=False, cache_factory=factory, reference=model)
+    eager = evaluate(model, tokens, graphs=False, **run)
+    graphed = evaluate(model, tokens, graphs=True, **run)
+    assert math.isclose(graphed.nll, eager.nll, rel_tol=1e-4) and graphed.top1 == eager.top1
+
+
+def test_window_runner_is_eager_on_cpu_and_for_plain_callables():
+    from trico.eval.perplexity import window_runner
+
+    model, tokens = tiny_model(seed=2), torch.randint(0, 256, (1, 16))
+    torch.testing.assert_close(window_runner(model)(tokens), model(tokens))
+    calls = []
+    runner = window_runner(lambda t: calls.append(t) or model(t))
+    torch.testing.assert_close(runner(tokens), model(tokens))
+    assert len(calls) == 1
+
+
 def test_eval_on_cpu_keeps_the_loaded_layers():
     from trico.cli.evaluate import _engine_layers
     from trico.config import tiny_config

@@ -33,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=int, default=None, help="tokens between window starts (default: --ctx)")
     p.add_argument("--windows", type=int, default=40, help="number of windows (default 40; 0 = all)")
     p.add_argument("--reference", default=None, help="reference model for KL divergence, top-1 and dPPL")
+    p.add_argument(
+        "--graphs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="on CUDA, replay windows from a CUDA graph from the second one on (default on; --no-graphs: "
+        "every window launched from Python)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run_eval)
 
@@ -75,6 +82,7 @@ def run_eval(args: argparse.Namespace) -> int:
         reference=reference.model if reference else None,
         progress=not args.json,
         cache_factory=loaded.extra.get("cache_factory"),  # e.g. a kv-int8 checkpoint's INT8 cache
+        graphs=args.graphs,
     )
     elapsed = time.perf_counter() - t0
     record = {

@@ -12,7 +12,8 @@ writes again.
 ~300 kernels whose host cost (~30-60 us each on the H200 machine) is as long as their GPU time, so its
 wall time followed the host (docs/gpu-engine.md). A graph per chunk shape takes the host off the
 critical path; since capturing costs more than one eager prefill, a shape is captured only when it
-comes again (benchmarks, evaluation windows, a server seeing the same prompt lengths).
+comes again (benchmarks, a server seeing the same prompt lengths). `GraphedForward` replays whole
+windows (all positions' logits) for `trico eval`.
 """
 
 from __future__ import annotations
@@ -171,6 +172,73 @@ class GraphedPrefill:
             )
             return logits
         self.graphs[key] = _PrefillGraph(graph, static_tokens, positions, last, out)
+        return logits
+
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+"""tokens [B, T] at positions 0..T-1 -> logits [B, T, vocab] (a whole window, as perplexity scores it)."""
+
+
+class GraphedForward:
+    """Whole-window forwards of a repeated shape on CUDA (evaluation windows): eager the first time a shape
+    comes, captured on its second call (after a warm-up run on a side stream, whose result it returns),
+    replayed from then on.
+
+    `trico eval` scores tens of windows of one length; eagerly each one pays the host cost of every launch
+    (~300-400 a forward), which on a small model is most of its time. The logits a replay returns live in
+    the graph's memory pool: valid until the next call. Shapes are kept up to `max_graphs`, least recently
+    used dropped first; a shape whose capture fails runs eagerly from then on, with one warning.
+    """
+
+    def __init__(self, forward: Forward, captures_after: int = 1, max_graphs: int = 2) -> None:
+        self.forward = forward
+        self.captures_after = captures_after
+        self.max_graphs = max_graphs
+        self.seen: dict[tuple, int] = {}
+        self.graphs: OrderedDict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = (
+            OrderedDict()
+        )
+        self.eager_only: set[tuple] = set()
+        self.pool = None
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits [B, T, vocab] of tokens [B, T]."""
+        key = tuple(tokens.shape)
+        entry = self.graphs.get(key)
+        if entry is not None:
+            graph, static_tokens, logits = entry
+            self.graphs.move_to_end(key)
+            static_tokens.copy_(tokens)
+            graph.replay()
+            return logits
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if not tokens.is_cuda or key in self.eager_only or self.seen[key] <= self.captures_after:
+            return self.forward(tokens)
+        return self._capture(key, tokens)
+
+    def _capture(self, key: tuple, tokens: torch.Tensor) -> torch.Tensor:
+        """Run the window on a side stream (lazy initialisations happen there), then capture it."""
+        static_tokens = tokens.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            logits = self.forward(static_tokens).clone()
+        torch.cuda.current_stream().wait_stream(side)
+        if len(self.graphs) >= self.max_graphs:
+            self.graphs.popitem(last=False)
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, pool=self.pool):
+                out = self.forward(static_tokens)
+        except RuntimeError as exc:  # the warm-up's logits are right; only the replay is lost
+            self.eager_only.add(key)
+            warnings.warn(
+                f"windows of shape {key} run eagerly: CUDA graph capture failed ({exc})", stacklevel=2
+            )
+            return logits
+        self.graphs[key] = (graph, static_tokens, out)
         return logits
 
 

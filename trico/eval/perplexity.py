@@ -72,6 +72,37 @@ def _logits(model: torch.nn.Module, window: torch.Tensor, cache_factory: Callabl
     return model(window, torch.arange(window.shape[1], device=window.device), cache)
 
 
+def window_runner(
+    model: torch.nn.Module, cache_factory: Callable | None = None, graphs: bool = True
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """tokens [1, ctx] -> logits [1, ctx, vocab] of one model: eager, or replayed from a CUDA graph once the
+    window shape repeats (`graphs`, a trico model on CUDA). With `cache_factory` the graphed form makes the
+    cache once and every window rewrites all of it (eagerly each window gets a fresh one: the same result)."""
+    from trico.models.llama import Transformer
+
+    if not (graphs and _model_device(model).type == "cuda" and isinstance(model, Transformer)):
+        return lambda window: _logits(model, window, cache_factory)
+    from trico.engine.cuda_graphs import GraphedForward
+
+    if cache_factory is None:
+        return GraphedForward(model)
+    made: dict[int, tuple] = {}
+
+    def through_cache(window: torch.Tensor) -> torch.Tensor:
+        t = window.shape[1]
+        if t not in made:
+            weight = next(model.parameters())
+            cache = cache_factory(model.config, 1, t, dtype=weight.dtype, device=weight.device)
+            positions = torch.arange(t, device=window.device)
+            cache.mark_first_chunk(positions)  # a graph cannot read positions on the host
+            made.clear()
+            made[t] = (positions, cache)
+        positions, cache = made[t]
+        return model(window, positions, cache)
+
+    return GraphedForward(through_cache)
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -82,18 +113,22 @@ def evaluate(
     reference: torch.nn.Module | None = None,
     progress: bool = True,
     cache_factory: Callable | None = None,
+    graphs: bool = True,
 ) -> EvalResult:
     """Perplexity of `model` on `tokens` over windows of ctx tokens; with `reference`, also KL/top-1/dPPL.
 
     Non-overlapping windows (stride == ctx) score the ctx - 1 predicted tokens of each window. With
     overlap, a window scores only its last `stride` positions, which earlier windows did not score.
     With `cache_factory` (e.g. an INT8 KV cache), each window runs through a fresh cache of that kind,
-    so the cache's own rounding is part of what is measured.
+    so the cache's own rounding is part of what is measured. On CUDA a trico model's windows are replayed
+    from a CUDA graph from the second one on (`graphs`; `window_runner`).
     """
     stride = ctx if stride is None else stride
     starts = window_starts(int(tokens.numel()), ctx, stride, windows)
     device = _model_device(model)
     ref_device = _model_device(reference) if reference is not None else None
+    logits_of = window_runner(model, cache_factory, graphs)
+    ref_logits_of = window_runner(reference, None, graphs) if reference is not None else None
     nll_sum, nll_ref_sum, kl_sum, top1_hits, n = 0.0, 0.0, 0.0, 0, 0
     kls: list[torch.Tensor] = []
     iterator = starts
@@ -104,17 +139,17 @@ def evaluate(
     for i, start in enumerate(iterator):
         window = tokens[start : start + ctx].view(1, -1)
         first = 0 if (i == 0 or stride == ctx) else ctx - 1 - stride
-        targets = window[0, first + 1 :]
-        logp = F.log_softmax(
-            _logits(model, window.to(device), cache_factory)[0, first:-1].float(), dim=-1
-        ).cpu()
-        nll_sum += -logp.gather(-1, targets.view(-1, 1)).sum().item()
+        # scored on the model's device: only sums cross to the host (a window's log-probs are ~100 MB)
+        targets = window[0, first + 1 :].to(device).view(-1, 1)
+        logp = F.log_softmax(logits_of(window.to(device))[0, first:-1].float(), dim=-1)
+        nll_sum += -logp.gather(-1, targets).sum().item()
         n += targets.numel()
         if reference is not None:
-            logp_ref = F.log_softmax(reference(window.to(ref_device))[0, first:-1].float(), dim=-1).cpu()
-            nll_ref_sum += -logp_ref.gather(-1, targets.view(-1, 1)).sum().item()
+            logits_ref = ref_logits_of(window.to(ref_device))[0, first:-1]
+            logp_ref = F.log_softmax(logits_ref.to(device).float(), dim=-1)
+            nll_ref_sum += -logp_ref.gather(-1, targets).sum().item()
             kl = (logp_ref.exp() * (logp_ref - logp)).sum(-1)
-            kls.append(kl)
+            kls.append(kl.cpu())
             kl_sum += kl.sum().item()
             top1_hits += (logp_ref.argmax(-1) == logp.argmax(-1)).sum().item()
     nll = nll_sum / n

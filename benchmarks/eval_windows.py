@@ -107,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for preset in args.models.split(","):
         for fmt in args.formats.split(","):
-            row = measure(preset, fmt, args.ctx, args.windows, args.repeats)
+            try:
+                row = measure(preset, fmt, args.ctx, args.windows, args.repeats)
+            except TricoError as e:  # e.g. a group size that does not divide the model's widths
+                print(f"{preset:14s} {fmt:10s} skipped: {e}", flush=True)
+                continue
             rows.append(row)
             print(
                 f"{preset:14s} {fmt:10s} eager {row['eager_ms_per_window']:7.2f} ms/window  graphed "

@@ -95,29 +95,72 @@ class _PrefillGraph:
     logits: torch.Tensor
 
 
-class GraphedPrefill:
-    """Prompt chunks on CUDA: eager the first time a (batch, padded length, first chunk or not) shape comes,
-    captured on its second call (after a warm-up run on a side stream, whose result it returns),
-    replayed from then on.
+class _ShapeGraphs:
+    """Graphs kept by input shape: a shape runs eagerly `captures_after` times, is captured on its next call
+    (after a warm-up run on a side stream, whose result that call returns) and replayed from then on. Up to
+    `max_graphs` graphs, least recently used dropped first, share one memory pool, so what a replay returns
+    is valid until the next call. A shape whose capture fails (an op that cannot be captured) runs eagerly
+    from then on, with one warning."""
+
+    def __init__(self, captures_after: int, max_graphs: int) -> None:
+        self.captures_after = captures_after
+        self.max_graphs = max_graphs
+        self.seen: dict[tuple, int] = {}
+        self.graphs: OrderedDict[tuple, object] = OrderedDict()
+        self.eager_only: set[tuple] = set()
+        self.pool = None
+
+    def _lookup(self, key: tuple):  # noqa: ANN202 - the subclass's entry, or None
+        """The replayable entry of this shape (marked most recently used), else None, counting the call."""
+        entry = self.graphs.get(key)
+        if entry is not None:
+            self.graphs.move_to_end(key)
+        else:
+            self.seen[key] = self.seen.get(key, 0) + 1
+        return entry
+
+    def _eager(self, key: tuple, on_cuda: bool) -> bool:
+        """Whether a call of this shape with no graph yet runs eagerly."""
+        return not on_cuda or key in self.eager_only or self.seen[key] <= self.captures_after
+
+    def _capture(
+        self, key: tuple, run: Callable[[], torch.Tensor], what: str
+    ) -> tuple[torch.Tensor, tuple | None]:
+        """The warm-up's result of `run` and (graph, its output), or None where capture failed."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            warm = run().clone()
+        torch.cuda.current_stream().wait_stream(side)
+        if len(self.graphs) >= self.max_graphs:
+            self.graphs.popitem(last=False)
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, pool=self.pool):
+                out = run()
+        except RuntimeError as exc:  # the warm-up's result is right; only the replay is lost
+            self.eager_only.add(key)
+            warnings.warn(f"{what} run eagerly: CUDA graph capture failed ({exc})", stacklevel=3)
+            return warm, None
+        return warm, (graph, out)
+
+
+class GraphedPrefill(_ShapeGraphs):
+    """Prompt chunks on CUDA, by (batch, padded length, first chunk or not): eager the first time a shape comes,
+    captured on its second call, replayed from then on (`_ShapeGraphs`).
 
     A graph runs the chunk right-padded to a multiple of `PREFILL_BUCKET` tokens (where the cache has
     room) and takes the logits of its last real token (`Transformer.prefill`'s `last_index`), so lengths in
     one bucket share it. The cache must say which chunks start at position 0 (`cache.mark_first_chunk`),
-    since a graph cannot read the positions on the host. Up to `max_graphs` graphs are kept, least recently used
-    dropped first; they share one memory pool, so the logits a replay returns are valid until the
-    next call. A shape whose capture fails (an op that cannot be captured) runs eagerly from then on,
-    with one warning.
+    since a graph cannot read the positions on the host.
     """
 
     def __init__(self, prefill: Prefill, cache, captures_after: int = 1, max_graphs: int = 4) -> None:  # noqa: ANN001 - a StaticKVCache
+        super().__init__(captures_after, max_graphs)
         self.prefill = prefill
         self.cache = cache
-        self.captures_after = captures_after
-        self.max_graphs = max_graphs
-        self.seen: dict[tuple, int] = {}
-        self.graphs: OrderedDict[tuple, _PrefillGraph] = OrderedDict()
-        self.eager_only: set[tuple] = set()
-        self.pool = None
 
     def __call__(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
         """Logits of the last position [B, vocab] after writing tokens [B, T] at start..start+T-1."""
@@ -126,14 +169,11 @@ class GraphedPrefill:
         if start + padded > self.cache.max_len:
             padded = t
         key = (b, padded, start == 0)
-        entry = self.graphs.get(key) if PREFILL_GRAPHS else None
-        if entry is None:
-            self.seen[key] = self.seen.get(key, 0) + 1
-            eager = not (PREFILL_GRAPHS and tokens.is_cuda) or key in self.eager_only
-            if eager or self.seen[key] <= self.captures_after:
+        entry = self._lookup(key)
+        if entry is None or not PREFILL_GRAPHS:
+            if self._eager(key, PREFILL_GRAPHS and tokens.is_cuda):
                 return self.prefill(tokens, torch.arange(start, start + t, device=tokens.device), None)
-            return self._capture(key, tokens, start)
-        self.graphs.move_to_end(key)
+            return self._capture_chunk(key, tokens, start)
         entry.tokens[:, :t].copy_(tokens)  # the padding keeps whatever ids it held: its results are unused
         entry.last.fill_(t - 1)
         if start != 0:
@@ -141,37 +181,21 @@ class GraphedPrefill:
         entry.graph.replay()
         return entry.logits
 
-    def _capture(self, key: tuple, tokens: torch.Tensor, start: int) -> torch.Tensor:
-        """Run the padded chunk on a side stream (lazy initialisations happen there), then capture it."""
+    def _capture_chunk(self, key: tuple, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        """Capture the chunk padded to its bucket; the warm-up's logits."""
         b, t = tokens.shape
         padded = key[1]
         static_tokens = torch.zeros(b, padded, dtype=tokens.dtype, device=tokens.device)
         static_tokens[:, :t].copy_(tokens)
         positions = torch.arange(start, start + padded, device=tokens.device)
         last = torch.full((1,), t - 1, dtype=torch.long, device=tokens.device)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            logits = self.prefill(static_tokens, positions, last).clone()
-        torch.cuda.current_stream().wait_stream(side)
-        if len(self.graphs) >= self.max_graphs:
-            self.graphs.popitem(last=False)
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
         if start == 0:
             self.cache.mark_first_chunk(positions)
-        try:
-            with torch.cuda.graph(graph, pool=self.pool):
-                out = self.prefill(static_tokens, positions, last)
-        except RuntimeError as exc:  # the warm-up's logits are right; only the replay is lost
-            self.eager_only.add(key)
-            warnings.warn(
-                f"prompt chunks of shape {key[:2]} run eagerly: CUDA graph capture failed ({exc})",
-                stacklevel=2,
-            )
-            return logits
-        self.graphs[key] = _PrefillGraph(graph, static_tokens, positions, last, out)
+        logits, captured = self._capture(
+            key, lambda: self.prefill(static_tokens, positions, last), f"prompt chunks of shape {key[:2]}"
+        )
+        if captured is not None:
+            self.graphs[key] = _PrefillGraph(captured[0], static_tokens, positions, last, captured[1])
         return logits
 
 
@@ -179,66 +203,33 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 """tokens [B, T] at positions 0..T-1 -> logits [B, T, vocab] (a whole window, as perplexity scores it)."""
 
 
-class GraphedForward:
-    """Whole-window forwards of a repeated shape on CUDA (evaluation windows): eager the first time a shape
-    comes, captured on its second call (after a warm-up run on a side stream, whose result it returns),
-    replayed from then on.
+class GraphedForward(_ShapeGraphs):
+    """Whole-window forwards on CUDA (evaluation windows), by shape: eager the first time a shape comes,
+    captured on its second call, replayed from then on (`_ShapeGraphs`).
 
     `trico eval` scores tens of windows of one length; eagerly each one pays the host cost of every launch
-    (~300-400 a forward), which on a small model is most of its time. The logits a replay returns live in
-    the graph's memory pool: valid until the next call. Shapes are kept up to `max_graphs`, least recently
-    used dropped first; a shape whose capture fails runs eagerly from then on, with one warning.
+    (~300-400 a forward), which on a small model is most of its time.
     """
 
     def __init__(self, forward: Forward, captures_after: int = 1, max_graphs: int = 2) -> None:
+        super().__init__(captures_after, max_graphs)
         self.forward = forward
-        self.captures_after = captures_after
-        self.max_graphs = max_graphs
-        self.seen: dict[tuple, int] = {}
-        self.graphs: OrderedDict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = (
-            OrderedDict()
-        )
-        self.eager_only: set[tuple] = set()
-        self.pool = None
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits [B, T, vocab] of tokens [B, T]."""
         key = tuple(tokens.shape)
-        entry = self.graphs.get(key)
+        entry = self._lookup(key)
         if entry is not None:
             graph, static_tokens, logits = entry
-            self.graphs.move_to_end(key)
             static_tokens.copy_(tokens)
             graph.replay()
             return logits
-        self.seen[key] = self.seen.get(key, 0) + 1
-        if not tokens.is_cuda or key in self.eager_only or self.seen[key] <= self.captures_after:
+        if self._eager(key, tokens.is_cuda):
             return self.forward(tokens)
-        return self._capture(key, tokens)
-
-    def _capture(self, key: tuple, tokens: torch.Tensor) -> torch.Tensor:
-        """Run the window on a side stream (lazy initialisations happen there), then capture it."""
         static_tokens = tokens.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            logits = self.forward(static_tokens).clone()
-        torch.cuda.current_stream().wait_stream(side)
-        if len(self.graphs) >= self.max_graphs:
-            self.graphs.popitem(last=False)
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph, pool=self.pool):
-                out = self.forward(static_tokens)
-        except RuntimeError as exc:  # the warm-up's logits are right; only the replay is lost
-            self.eager_only.add(key)
-            warnings.warn(
-                f"windows of shape {key} run eagerly: CUDA graph capture failed ({exc})", stacklevel=2
-            )
-            return logits
-        self.graphs[key] = (graph, static_tokens, out)
+        logits, captured = self._capture(key, lambda: self.forward(static_tokens), f"windows of shape {key}")
+        if captured is not None:
+            self.graphs[key] = (captured[0], static_tokens, captured[1])
         return logits
 
 

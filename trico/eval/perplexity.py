@@ -86,6 +86,7 @@ def window_runner(
 
     if cache_factory is None:
         return GraphedForward(model)
+    # window length -> (positions, cache), kept for as long as a graph may still replay into them
     made: dict[int, tuple] = {}
 
     def through_cache(window: torch.Tensor) -> torch.Tensor:
@@ -95,7 +96,6 @@ def window_runner(
             cache = cache_factory(model.config, 1, t, dtype=weight.dtype, device=weight.device)
             positions = torch.arange(t, device=window.device)
             cache.mark_first_chunk(positions)  # a graph cannot read positions on the host
-            made.clear()
             made[t] = (positions, cache)
         positions, cache = made[t]
         return model(window, positions, cache)

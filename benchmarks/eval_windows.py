@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['nll_graphed']:.6f}",
                 flush=True,
             )
+    if not rows:
+        print("eval_windows: no (model, format) pair could run; nothing written", file=sys.stderr)
+        return 2
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=1))
     print(f"wrote {len(rows)} rows to {args.out}")

@@ -1,4 +1,3 @@
-import statistics
 import time
 
 import pytest
@@ -77,9 +76,17 @@ def test_decode_time_does_not_grow_with_position():
         gen.decode()
         return time.perf_counter() - t0
 
-    # Alternate the two positions so a burst of load on the machine hits both alike.
-    pairs = [(one_step(20), one_step(400)) for _ in range(9)]
-    early = statistics.median(p[0] for p in pairs)
-    late = statistics.median(p[1] for p in pairs)
+    # Alternate the two positions so a burst of load on the machine hits both alike, and keep the
+    # fastest of each: on a 2-core CI runner the other pytest worker's threads can double single
+    # steps (CI once saw medians of 92 vs 206 ms), but not every step. One thread, so this test's
+    # own threads do not fight that worker for the cores either.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pairs = [(one_step(20), one_step(400)) for _ in range(9)]
+    finally:
+        torch.set_num_threads(threads)
+    early = min(p[0] for p in pairs)
+    late = min(p[1] for p in pairs)
     print(f"decode step: position 20 {1e3 * early:.1f} ms, position 400 {1e3 * late:.1f} ms")
     assert late < 2 * early

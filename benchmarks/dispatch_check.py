@@ -2,7 +2,7 @@
 
 The kernel tests use small shapes and fixed launch shapes; the dispatch rules pick other tiles, splits
 and kernels for real layers, and that is where the tensor-core kernel's split-K went wrong unnoticed
-(docs/gpu-engine.md). For every (format, shape, rows) this runs `dispatch.qlinear_forward` (the path
+(docs/gpu-engine-history.md). For every (format, shape, rows) this runs `dispatch.qlinear_forward` (the path
 the engine takes) several times against the QLinear reference and reports the worst relative error;
 where the weight's kernel can write the SiLU gate itself (`dispatch.gate_fits`, the weight read as a
 fused [gate; up] projection) it checks `dispatch.gated_forward` against silu(gate) * up of the reference.

@@ -5,7 +5,7 @@ until all have arrived). This launches an otherwise empty kernel with 0, 1, 4 an
 1-3 programs per SM and two barrier forms (acquire loads while spinning; relaxed loads and one
 acquire-release fence after), 200 launches per CUDA graph: the launch with 0 barriers is the cost
 of a kernel boundary, the slope the cost of a barrier. It is what the one-launch MLP experiment
-(commit ab7c73d, docs/gpu-engine.md) was checked against.
+(commit ab7c73d, docs/gpu-engine-history.md) was checked against.
 
 Usage (GPU): python benchmarks/grid_barrier_cost.py --out FILE.json
 """

@@ -4,7 +4,7 @@ Triton compiles `gemv._gemv_kernel` ahead of time for an H100/H200 target (its b
 cuobjdump), the loop is found as the longest backward branch of the SASS, and the instructions in
 it are counted per weight code of one thread. This is how the word GEMV was found to spend ~4.4
 instructions per int8 code (3.79 after `gemv.LEAN_LOOP`), with two BAR.SYNCs per x column (the column's layout conversion
-through shared memory): `docs/gpu-engine.md`, session of b9c375a. `--kernel half2` counts the f16x2
+through shared memory): `docs/gpu-engine-history.md`, session of b9c375a. `--kernel half2` counts the f16x2
 GEMV (`gemv_half2.py`) instead, and `--kernel tc` the tensor-core skinny GEMM (`qgemm_tc.py`) at 16 rows
 of x, per weight (how the int8 loop was found to spend ~1 of its 4.5 instructions a weight converting a
 bf16 x tile: session of d9898f6). `--cache DIR` lists the loops of every kernel a run compiled into a

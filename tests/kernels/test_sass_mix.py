@@ -70,7 +70,7 @@ def test_the_half2_gemv_loop_is_lean_and_x_stays_in_registers(rows, most):
     each code unpacked once for both: under 1.8 per code and row. With one scale per row the loop has no
     BAR.SYNC, i.e. x never goes through shared memory; with scale groups Triton 3.6 (not 3.9) converts the
     scale tile's layout through it, two barriers per row of x, which measured faster on the H200 than an
-    asm load that avoids them (docs/gpu-engine.md, session of 47e889d)."""
+    asm load that avoids them (docs/gpu-engine-history.md, session of 47e889d)."""
     per_row, per_row_ops = _mix(_sass_mix(*HALF2_TILE, "--group", "0", "--rows", str(rows)))
     grouped, grouped_ops = _mix(_sass_mix(*HALF2_TILE, "--group", "128", "--rows", str(rows)))
     assert per_row < most and grouped < most
@@ -82,7 +82,7 @@ def test_the_half2_gemv_loop_is_lean_and_x_stays_in_registers(rows, most):
 
 def test_the_tensor_core_loop_is_one_step_and_bf16_x_costs_its_conversion():
     """--kernel tc: the int8 loop is one 64x256 step (2 n8 MMA tiles a warp by 16 k16 steps = 32 HMMAs), and
-    with bf16 x (converted to fp16 in the loop) it is longer than with fp16 x (docs/gpu-engine.md, session of
+    with bf16 x (converted to fp16 in the loop) it is longer than with fp16 x (docs/gpu-engine-history.md, session of
     d9898f6: ~1 instruction a weight under Triton 3.6, a GPU measured 1-4% in speed for it)."""
     tile = ("--kernel", "tc", "--bits", "8", "--block-n", "64", "--block-k", "256", "--warps", "4")
     per_weight = {}
@@ -113,7 +113,7 @@ def test_the_bf16_one_row_loop_steps_its_addresses_by_adding():
     """--kernel tc --bits 16 at the one-row bf16 decode shape (dispatch: 32x256 tiles, 2 warps, 5 stages): each
     cp.async address is the previous one plus the step (IADD3 pairs), not a fresh 64-bit multiply (IMAD.WIDE).
     An x offset written as k_lo * XK // BLOCK_K made it 246 instructions a step instead of 203 under Triton 3.6
-    and cost 2% of the H200's bf16 decode step (docs/gpu-engine.md, session of 2db82e3)."""
+    and cost 2% of the H200's bf16 decode step (docs/gpu-engine-history.md, session of 2db82e3)."""
     out = _sass_mix("--kernel", "tc", "--bits", "16", "--block-n", "32", "--block-k", "256", "--warps", "2",
                     "--stages", "5")  # fmt: skip
     _, ops = _mix(out)

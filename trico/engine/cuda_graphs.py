@@ -10,7 +10,7 @@ writes again.
 
 `GraphedPrefill` does the same for prompt chunks. A 2048-token prefill of a quantized model launches
 ~300 kernels whose host cost (~30-60 us each on the H200 machine) is as long as their GPU time, so its
-wall time followed the host (docs/gpu-engine.md). A graph per chunk shape takes the host off the
+wall time followed the host (docs/gpu-engine-history.md). A graph per chunk shape takes the host off the
 critical path; since capturing costs more than one eager prefill, a shape is captured only when it
 comes again (benchmarks, a server seeing the same prompt lengths). `GraphedForward` replays whole
 windows (all positions' logits) for `trico eval`.

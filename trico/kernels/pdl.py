@@ -15,7 +15,7 @@ on,late,off). Before the wait a kernel reads only constants (weights, norm weigh
 kernels wrote it may use there only as a hint that decides no result (the split attention kernel reads
 the position from L2 to pick the cache lines it prefetches). With the position and the rotary tables
 read before the wait for real use (commits e85deaa-873071a) the SmolLM2 check's bf16 Triton path came
-out with different logits (docs/gpu-engine.md); we suspect stale L1 lines, since only the wait is
+out with different logits (docs/gpu-engine-history.md); we suspect stale L1 lines, since only the wait is
 documented to make earlier grids' writes visible, and went back to reading them after it.
 """
 

@@ -21,6 +21,7 @@ import torch  # noqa: E402
 from trico.cli.bench import EPILOG, add_grid_arguments, int_list  # noqa: E402
 from trico.engine.benchmark import run, table, write_results  # noqa: E402
 from trico.engine.device import resolve_device  # noqa: E402
+from trico.errors import TricoError  # noqa: E402
 from trico.kernels import fused_prologues, programmatic_launch  # noqa: E402
 
 
@@ -57,9 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the grid, write the JSON, print the table last."""
     args = build_parser().parse_args(argv)
-    device = resolve_device(args.device)
-    with programmatic_launch(args.pdl), fused_prologues(args.prologues):
-        results = _run(args, device)
+    try:
+        device = resolve_device(args.device)
+        with programmatic_launch(args.pdl), fused_prologues(args.prologues):
+            results = _run(args, device)
+    except TricoError as exc:
+        print(f"decode: error: {exc}", file=sys.stderr)
+        return 2
     path = write_results(results, args.out)
     print(f"\nwrote {len(results)} results to {path}\n")
     print(table(results))

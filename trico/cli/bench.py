@@ -94,8 +94,6 @@ def _run(args: argparse.Namespace) -> int:
     from trico.engine.device import resolve_device
 
     device = resolve_device(args.device)
-    if args.prompt < 1 or args.new_tokens < 1:
-        raise TricoError("--prompt and --new-tokens must be >= 1")
     models = [m for m in args.models.split(",") if m]
     if device.type == "cpu":
         from trico.config import get_config

@@ -104,6 +104,14 @@ def build_random_model(
 
 
 @torch.no_grad()
+def _empty_qlinear(in_features: int, scheme: WeightScheme) -> nn.Module:
+    """A one-row QLinear without storage: raises TricoError where the scheme cannot pack this width."""
+    from trico.quant.qlinear import QLinear
+
+    group = in_features if scheme.group_size == -1 else scheme.group_size
+    return QLinear(in_features, 1, scheme.fmt, group, scheme.symmetric, device="meta")
+
+
 def random_qlinear(linear: nn.Linear, scheme: WeightScheme, gen: torch.Generator) -> nn.Module:
     """A QLinear of linear's shape with random packed codes and plausible scales, made on its device."""
     from trico.quant.qlinear import QLinear
@@ -462,6 +470,45 @@ def hf_baseline(model: Transformer, batch: int, prompt: int, new_tokens: int, de
     }
 
 
+def check_grid(
+    models: list[str],
+    formats: list[str],
+    batches: list[int],
+    prompt: int,
+    new_tokens: int,
+    contexts: list[int] | None,
+    prefill: int,
+    repeats: int = 3,
+) -> None:
+    """Raise TricoError (one line) for a grid `run` could not measure as asked."""
+    if not models or not formats or not batches:
+        raise TricoError("the grid needs at least one model, one format and one batch size")
+    for name in formats:
+        parse_scheme(name)
+    if min(batches) < 1 or min(contexts or [1]) < 1 or prompt < 1 or new_tokens < 1 or repeats < 1:
+        raise TricoError("batch sizes, contexts, --prompt, --new-tokens and --repeats must be >= 1")
+    if prefill < 0:
+        raise TricoError("--prefill must be >= 0 (0 skips it)")
+    for name in models:
+        config = model_config(name)
+        for scheme in map(parse_scheme, formats):
+            try:
+                for k in {config.dim, config.q_dim, config.hidden_dim} if scheme.fmt else ():
+                    _empty_qlinear(k, scheme)  # QLinear's own checks: group sizes, packing multiples
+            except TricoError as exc:
+                raise TricoError(f"{name} cannot take {scheme.name}: {exc}") from None
+        limit = config.max_seq_len
+        # One grid may serve models of several lengths (run() skips a context too long for one of
+        # them), but each model must have a context to measure.
+        if min(contexts or [prompt]) + new_tokens + 3 > limit:  # 3 positions of slack, as run() keeps
+            raise TricoError(
+                f"{name} holds {limit} positions: context {min(contexts or [prompt])} + {new_tokens} new "
+                "tokens does not fit"
+            )
+        if prefill > limit:
+            raise TricoError(f"{name} holds {limit} positions: --prefill {prefill} does not fit")
+
+
 def run(
     models: list[str],
     formats: list[str],
@@ -480,10 +527,8 @@ def run(
     out: str | Path | None = None,
 ) -> list[dict]:
     """Every configuration of the grid; one result dict each (BENCH.md fields + context, ttft_ms...)."""
-    for name in formats:  # a misspelt format or model fails before minutes of ceilings and model building
-        parse_scheme(name)
-    for name in models:
-        model_config(name)
+    # A misspelt format or an impossible grid fails before minutes of ceilings and model building.
+    check_grid(models, formats, batches, prompt, new_tokens, contexts, prefill, repeats)
     env = environment(device)
     copy_gbps = copy_bandwidth(device)
     mm_tflops = matmul_peak(device)
@@ -558,6 +603,8 @@ def run(
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    if not results:
+        raise TricoError("no configuration of the grid could run (the lines above say why); nothing written")
     return results
 
 

@@ -30,6 +30,16 @@ def test_perplexity_matches_a_hand_computation():
     assert r.n_tokens == 62 and math.isclose(r.ppl, math.exp(nll / 62), rel_tol=1e-6)
 
 
+def test_a_window_longer_than_the_model_is_refused_in_one_line():
+    tokens = torch.randint(0, 256, (96,))
+    with pytest.raises(TricoError, match="48-token window is longer than the model's 32 positions"):
+        evaluate(tiny_model(max_seq_len=32), tokens, ctx=48, windows=1, progress=False)
+    with pytest.raises(TricoError, match="longer than the model's 32 positions"):  # the reference too
+        evaluate(
+            tiny_model(), tokens, ctx=48, windows=1, reference=tiny_model(max_seq_len=32), progress=False
+        )
+
+
 @torch.no_grad()
 def test_overlapping_windows_score_each_token_once():
     r = evaluate(tiny_model(), torch.randint(0, 256, (96,)), ctx=32, stride=16, windows=None, progress=False)

@@ -125,6 +125,10 @@ def evaluate(
     """
     stride = ctx if stride is None else stride
     starts = window_starts(int(tokens.numel()), ctx, stride, windows)
+    for m in (model, reference):
+        positions = getattr(getattr(m, "config", None), "max_seq_len", None)
+        if positions is not None and ctx > positions:
+            raise TricoError(f"a {ctx}-token window is longer than the model's {positions} positions")
     device = _model_device(model)
     ref_device = _model_device(reference) if reference is not None else None
     logits_of = window_runner(model, cache_factory, graphs)

@@ -608,8 +608,8 @@ def run(
     return results
 
 
-def _fmt(v: float | None, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
+def _fmt(v: float | None, spec: str, unit: str = "") -> str:
+    return "-" if v is None else format(v, spec) + unit
 
 
 def _row(r: dict) -> str:
@@ -617,12 +617,12 @@ def _row(r: dict) -> str:
         return (
             f"{r['model']:<12} {r['scheme']:<10} prefill {r['prompt']:>5}: ttft {r['ttft_ms']:8.1f} ms  "
             f"{r['TFLOPs']:6.1f} TFLOP/s  ({_fmt(r.get('mfu'), '.2f')} of matmul peak; "
-            f"eager {_fmt(r.get('eager_ttft_ms'), '.1f')} ms)"
+            f"eager {_fmt(r.get('eager_ttft_ms'), '.1f', ' ms')})"
         )
     return (
         f"{r['model']:<12} {r['scheme']:<10} b{r['batch']:<3} ctx {r['context']:<5} {r['decode_mode']:<7} "
         f"{r['tok_s']:9.1f} tok/s  {r['ms_per_token']:7.2f} ms/step  MBU {_fmt(r.get('mbu'), '.2f')}  "
-        f"vs HF {_fmt(r.get('speedup_vs_baseline'), '.2f')}x  peak {_fmt(r.get('peak_mem_GiB'), '.1f')} GiB"
+        f"vs HF {_fmt(r.get('speedup_vs_baseline'), '.2f', 'x')}  peak {_fmt(r.get('peak_mem_GiB'), '.1f', ' GiB')}"
     )
 
 

@@ -296,6 +296,10 @@ def _alloc_count(device: torch.device) -> int:
     return int(torch.cuda.memory_stats(device).get("allocation.all.allocated", 0))
 
 
+WARM_STEPS = 3
+"""Decode steps `bench_decode` runs before timing (graph capture or compilation happens there)."""
+
+
 @torch.no_grad()
 def bench_decode(
     model: Transformer,
@@ -311,7 +315,7 @@ def bench_decode(
     from trico.engine.cuda_graphs import enable_fast_decode
 
     config = model.config
-    warm = 3
+    warm = WARM_STEPS
     max_len = context + new_tokens + warm
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -470,6 +474,11 @@ def hf_baseline(model: Transformer, batch: int, prompt: int, new_tokens: int, de
     }
 
 
+def _decode_fits(ctx: int, new_tokens: int, config: ModelConfig) -> bool:
+    """Whether a decode run at this context, warm-up steps included, fits the model's positions."""
+    return ctx + new_tokens + WARM_STEPS <= config.max_seq_len
+
+
 def check_grid(
     models: list[str],
     formats: list[str],
@@ -500,10 +509,10 @@ def check_grid(
         limit = config.max_seq_len
         # One grid may serve models of several lengths (run() skips a context too long for one of
         # them), but each model must have a context to measure.
-        if min(contexts or [prompt]) + new_tokens + 3 > limit:  # 3 positions of slack, as run() keeps
+        shortest = min(contexts or [prompt])
+        if not _decode_fits(shortest, new_tokens, config):
             raise TricoError(
-                f"{name} holds {limit} positions: context {min(contexts or [prompt])} + {new_tokens} new "
-                "tokens does not fit"
+                f"{name} holds {limit} positions: context {shortest} + {new_tokens} new tokens does not fit"
             )
         if prefill > limit:
             raise TricoError(f"{name} holds {limit} positions: --prefill {prefill} does not fit")
@@ -553,7 +562,7 @@ def run(
             modes = [mode] + (["compile"] if compare_compile and scheme.fmt is None else [])
             for ctx in contexts:
                 for b in batches:
-                    if ctx + new_tokens + 3 > config.max_seq_len:
+                    if not _decode_fits(ctx, new_tokens, config):
                         log(f"skip {model_name} ctx {ctx}: beyond max_seq_len {config.max_seq_len}")
                         continue
                     for m in modes:

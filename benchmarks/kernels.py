@@ -85,6 +85,9 @@ def main() -> int:
     p.add_argument("--formats", default="", help="comma-separated subset of the format names")
     p.add_argument("--tuner", action="store_true", help="only the tuner's candidates (qlinear.candidates)")
     args = p.parse_args()
+    if not torch.cuda.is_available():
+        print("kernels: no CUDA GPU here; nothing to time", file=sys.stderr)
+        return 2
     rows, best = [], []
     shapes = SHAPES[:2] if args.quick else SHAPES
     wanted = set(args.formats.split(",")) if args.formats else None

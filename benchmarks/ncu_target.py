@@ -33,6 +33,9 @@ def main() -> int:
     p.add_argument("--rows", default=1, type=int)
     p.add_argument("--launches", default=4, type=int)
     args = p.parse_args()
+    if not torch.cuda.is_available():
+        print("ncu_target: no CUDA GPU here; nothing to launch", file=sys.stderr)
+        return 2
     _, fmt, group, sym = next(f for f in FORMATS if f[0] == args.fmt)
     n, k = (int(v) for v in args.shape.split("x"))
     pw = make_weight(fmt, group, sym, n, k)

@@ -106,6 +106,12 @@ def main() -> int:
     p.add_argument("--out", default="")
     p.add_argument("--device", default="cuda")
     args = p.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(
+            "smollm2_check: no CUDA GPU here; nothing to compare (--device cpu runs the interpreter)",
+            file=sys.stderr,
+        )
+        return 2
     from trico.quant.api import quantize
 
     ckpt = read_checkpoint(args.gguf)

@@ -102,6 +102,9 @@ def main() -> int:
     p.add_argument("--gguf", default="smollm2")
     p.add_argument("--schemes", default="bf16,int8,int4-rtn-g32-asym,int4-rtn-g64,ternary-g64-b3")
     args = p.parse_args()
+    if not torch.cuda.is_available():
+        print("smollm2_layer_diff: no CUDA GPU here; nothing to compare", file=sys.stderr)
+        return 2
     from trico.quant.api import quantize
 
     ckpt = read_checkpoint(args.gguf)

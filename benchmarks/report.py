@@ -16,13 +16,22 @@ def _f(v: float | None, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
+RENDERED = ("decode", "prefill")
+"""The `bench` kinds this report renders; other benchmarks' files in the folder (eval_windows...) are skipped."""
+
+
 def load(results_dir: Path) -> list[dict]:
-    """Every result object of every JSON list in the folder (files of other shapes are skipped)."""
+    """Every decode/prefill result object of every JSON list in the folder (files of other shapes are skipped)."""
     rows = []
     for path in sorted(results_dir.glob("*.json")):
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not a JSON file ({exc})") from None
         if isinstance(data, list):
-            rows += [dict(r, _file=path.name) for r in data if isinstance(r, dict) and "bench" in r]
+            rows += [
+                dict(r, _file=path.name) for r in data if isinstance(r, dict) and r.get("bench") in RENDERED
+            ]
     return rows
 
 
@@ -224,11 +233,20 @@ def _byte_bound(bf16: dict, quant: dict, scheme: str, target: float) -> list[str
 
 def main(argv: list[str] | None = None) -> int:
     """Read the results, write the markdown."""
-    p = argparse.ArgumentParser()
-    p.add_argument("--results", default="benchmarks/results")
-    p.add_argument("--out", default="docs/benchmarks.md")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--results", default="benchmarks/results", help="folder of result JSON; default %(default)s"
+    )
+    p.add_argument("--out", default="docs/benchmarks.md", help="markdown to write; default %(default)s")
     args = p.parse_args(argv)
-    rows = load(Path(args.results))
+    try:
+        rows = load(Path(args.results))
+    except ValueError as exc:
+        print(f"report: error: {exc}", file=sys.stderr)
+        return 2
+    if not rows:  # an empty report would overwrite the real one
+        print(f"report: error: no benchmark results in {args.results}; nothing written", file=sys.stderr)
+        return 2
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(render(rows))
     print(f"wrote {args.out} from {len(rows)} results")

@@ -47,6 +47,10 @@ def test_render_tables(tmp_path):
     ]
     (tmp_path / "r.json").write_text(json.dumps(rows))
     (tmp_path / "other.json").write_text(json.dumps({"not": "a list"}))
+    # another benchmark's rows in the same folder (benchmarks/eval_windows.py) are not this report's
+    (tmp_path / "eval-windows.json").write_text(
+        json.dumps([{"bench": "eval_windows", "model": "m", "ctx": 512}])
+    )
     md = report.render(report.load(tmp_path))
     assert "| bf16 | 1 | 128 | graph | 170.0 |" in md
     assert "1.42" in md and "0.86" in md  # speedup vs HF; int4 prefill relative to bf16
@@ -125,3 +129,12 @@ def test_acceptance_lines_pass_and_fail_from_one_run():
         "  - newer run without a same-run baseline (no verdict): 340.0 tok/s (`nb.json`, commit abc)" in text
     )
     assert "**PASS** int4-g128 batch-1 tok/s: 340.0" not in text
+
+
+def test_an_empty_or_corrupt_results_folder_is_refused_and_nothing_written(tmp_path, capsys):
+    out = tmp_path / "benchmarks.md"
+    assert report.main(["--results", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert "no benchmark results" in capsys.readouterr().err and not out.exists()
+    (tmp_path / "bad.json").write_text("{oops")
+    assert report.main(["--results", str(tmp_path), "--out", str(out)]) == 2
+    assert "bad.json: not a JSON file" in capsys.readouterr().err and not out.exists()

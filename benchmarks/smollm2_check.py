@@ -108,7 +108,7 @@ def main() -> int:
     args = p.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(
-            "smollm2_check: no CUDA GPU here; nothing to compare (--device cpu runs the interpreter)",
+            "smollm2_check: no CUDA GPU here; the check compares the Triton path on the GPU with the torch path",
             file=sys.stderr,
         )
         return 2

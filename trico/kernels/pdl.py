@@ -59,6 +59,9 @@ if triton is not None:
             """No grid dependency control in this Triton: launches are plain stream-ordered ones."""
             pass
 
+else:  # no Triton: the kernel modules still import (their kernels are never defined), the torch path runs
+    gdc_wait = gdc_launch_dependents = wait_for_producer = None
+
 
 EARLY_TRIGGER = True
 """Signal dependents right after the wait (PDL == 1) rather than implicitly at exit (PDL == 2)."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,4 +78,18 @@ def hf_llama_config(config):  # noqa: ANN001, ANN201
             "high_freq_factor": s.high_freq_factor,
             "original_max_position_embeddings": s.original_max_position,
         },
+    )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run benchmarks/<script> with args from the repo root; its output captured as text."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )

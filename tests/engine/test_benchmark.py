@@ -1,17 +1,15 @@
 """trico.engine.benchmark: a grid it cannot measure is refused, in one line, before anything is timed."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers import run_benchmark_script
 from trico.engine import benchmark
 from trico.engine.benchmark import check_grid
 from trico.errors import TricoError
 
-ROOT = Path(__file__).resolve().parents[2]
 GOOD = dict(models=["tiny"], formats=["bf16", "int4-g32"], batches=[1, 4], prompt=16, new_tokens=8)
 
 
@@ -48,18 +46,17 @@ def test_a_grid_it_cannot_measure_is_refused(changes, message):
         _check(**changes)
 
 
+def _run_on_cpu(out: Path, **changes) -> list[dict]:
+    """`benchmark.run` of the GOOD grid with these changes, on the CPU, no prefill, no baseline."""
+    grid = dict(GOOD, contexts=None, prefill=0, baseline=False, device=torch.device("cpu"), out=out)
+    return benchmark.run(**grid | changes)
+
+
 def test_run_refuses_before_measuring_and_writes_nothing(monkeypatch, tmp_path):
     monkeypatch.setattr(benchmark, "copy_bandwidth", lambda device: pytest.fail("measured before the check"))
     out = tmp_path / "r.json"
     with pytest.raises(TricoError, match="cannot take"):
-        benchmark.run(
-            **dict(GOOD, formats=["bf16", "int4-g128"]),
-            contexts=None,
-            prefill=0,
-            baseline=False,
-            device=torch.device("cpu"),
-            out=out,
-        )
+        _run_on_cpu(out, formats=["bf16", "int4-g128"])
     assert not out.exists()
 
 
@@ -71,15 +68,7 @@ def test_a_run_where_nothing_ran_says_so_and_writes_nothing(monkeypatch, tmp_pat
     out = tmp_path / "r.json"
     lines = []
     with pytest.raises(TricoError, match="no configuration of the grid could run"):
-        benchmark.run(
-            **dict(GOOD, formats=["bf16"], batches=[1]),
-            contexts=None,
-            prefill=0,
-            baseline=False,
-            device=torch.device("cpu"),
-            log=lines.append,
-            out=out,
-        )
+        _run_on_cpu(out, formats=["bf16"], batches=[1], log=lines.append)
     assert any("FAILED tiny bf16 batch 1" in line and "kernel exploded" in line for line in lines)
     assert not out.exists()
 
@@ -96,13 +85,7 @@ def test_a_run_where_nothing_ran_says_so_and_writes_nothing(monkeypatch, tmp_pat
 def test_decode_script_refuses_bad_options_in_one_line(bad, tmp_path):
     out = tmp_path / "r.json"
     argv = ["--models", "tiny", "--formats", "bf16", "--device", "cpu", "--no-baseline", "--out", str(out)]
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "decode.py"), *argv, *bad],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
+    run = run_benchmark_script("decode.py", *argv, *bad)
     assert run.returncode == 2, run.stderr[-2000:]
     assert run.stderr.strip().splitlines()[-1].startswith("decode: error: ")
     assert "Traceback" not in run.stderr and not out.exists()

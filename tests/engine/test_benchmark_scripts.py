@@ -1,13 +1,9 @@
 """GPU-only benchmark scripts on a machine without a GPU: a one-line notice and exit status 2, no traceback."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT, run_benchmark_script
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the scripts would run on the GPU")
@@ -32,13 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_gpu_only_scripts_say_so_without_a_gpu(script, tmp_path):
     takes_out = "--out" in (ROOT / "benchmarks" / script).read_text()
     out = ["--out", str(tmp_path / "out.json")] if takes_out else []
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *out],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
+    run = run_benchmark_script(script, *out)
     assert run.returncode == 2, run.stderr[-2000:]
     assert run.stderr.strip().splitlines()[-1].startswith(f"{script[:-3]}: no CUDA GPU here")
     assert "Traceback" not in run.stderr
@@ -55,13 +45,7 @@ def test_gpu_only_scripts_say_so_without_a_gpu(script, tmp_path):
     ],
 )
 def test_prompt_scripts_refuse_bad_options(script, bad):
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *bad],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
+    run = run_benchmark_script(script, *bad)
     assert run.returncode == 2
     assert "error:" in run.stderr.strip().splitlines()[-1]
     assert "Traceback" not in run.stderr
@@ -69,13 +53,7 @@ def test_prompt_scripts_refuse_bad_options(script, bad):
 
 @pytest.mark.parametrize("bad", [["--models", "llama-9"], ["--formats", "int9"], ["--windows", "0"]])
 def test_eval_windows_refuses_bad_options(bad):
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "eval_windows.py"), *bad],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
+    run = run_benchmark_script("eval_windows.py", *bad)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1].startswith("eval_windows: ")
     assert "no CUDA GPU" not in run.stderr and "Traceback" not in run.stderr
